@@ -39,22 +39,28 @@ The population registry is processed first; its accepted IINs are what ``referen
 from __future__ import annotations
 
 import contextlib
+import csv
 import datetime as dt
 import json
+import logging
 import shutil
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from qamqor.countries import load_country
 from qamqor.engine import atomic_dir, connect, sql_path
 from qamqor.ids import iin_checksum_sql, iin_consistent_sql
 from qamqor.registries.schemas import BOOL, DATE, INT, MONEY, REGISTRIES, TEXT, Column, Registry
 
 __all__ = ["IngestError", "IngestReport", "RegistryReport", "ingest"]
+
+log = logging.getLogger(__name__)
 
 REQUIRED = ("population",)
 EARLIEST_DATE = dt.date(1900, 1, 1)
@@ -138,8 +144,9 @@ def ingest(data_dir: Path, progress: Callable[[str], None] | None = None) -> Ing
     src_dir = data_dir / "registries"
     if not src_dir.is_dir():
         raise IngestError(f"{src_dir}: no such folder")
-    country, extract_date = _read_manifest(src_dir / "manifest.json")
-    regions, districts = _code_lists(country)
+    manifest = src_dir / "manifest.json"
+    country, extract_date = _read_manifest(manifest)
+    regions, districts = _code_lists(country, manifest)
 
     sources = {reg.name: _find_source(src_dir, reg) for reg in REGISTRIES}
     for name in REQUIRED:
@@ -148,9 +155,13 @@ def ingest(data_dir: Path, progress: Callable[[str], None] | None = None) -> Ing
     order = sorted(REGISTRIES, key=lambda r: r.name not in REQUIRED)  # population first
 
     scratch = Path(tempfile.mkdtemp(prefix=".ingest-work-", dir=data_dir))
-    con = connect()
+    con: duckdb.DuckDBPyConnection | None = None
     try:
+        con = connect()
         con.execute("SET preserve_insertion_order = true")
+        # The IIN SQL holds IN lists of constants; DuckDB's in_clause rewrite turns each into a
+        # mark join, and a dozen joins over a wide row cost 4-5x the plain comparisons.
+        con.execute("SET disabled_optimizers = 'in_clause'")
         con.execute(f"SET temp_directory = {sql_path(scratch / 'spill')}")
         job = _Job(con, scratch, data_dir, extract_date, regions, districts)
         reports: dict[str, RegistryReport] = {}
@@ -182,7 +193,8 @@ def ingest(data_dir: Path, progress: Callable[[str], None] | None = None) -> Ing
             )
         return report
     finally:
-        con.close()
+        if con is not None:
+            con.close()
         shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -210,17 +222,27 @@ def _read_manifest(path: Path) -> tuple[str, dt.date]:
     return country, extract_date
 
 
-def _code_lists(country: str) -> tuple[list[str], list[tuple[str, str]]]:
+def _code_lists(country: str, manifest: Path) -> tuple[list[str], list[tuple[str, str]]]:
     """The region codes and (district, region) pairs of the country pack."""
-    from qamqor.countries import load_country  # written in parallel; imported late
-
     try:
         pack = load_country(country)
-    except Exception as e:
-        raise IngestError(f"manifest.json: unknown country {country!r} ({e})") from e
+    except ValueError as e:
+        raise IngestError(f"{manifest}: unknown country {country!r} ({e})") from e
     regions = sorted(r.code for r in pack.regions)
     districts = sorted((d.code, d.region) for d in pack.districts)
     return regions, districts
+
+
+def _csv_header(path: Path) -> list[str]:
+    """The column names on the first line of a CSV file (RFC 4180, UTF-8)."""
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            header = next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise IngestError(f"{path}: unreadable header ({e})") from None
+    if not header or len(set(header)) != len(header):
+        raise IngestError(f"{path}: the first line must name the columns, once each")
+    return header
 
 
 def _find_source(src_dir: Path, reg: Registry) -> Path | None:
@@ -300,10 +322,7 @@ def _typed_sql(raw: str, src_type: str, target: str) -> str:
 def _iin_reason_sql(v: str) -> str:
     """SQL: NULL when the IIN text ``v`` is valid, else why not (the wording of validate_iin)."""
     cen = f"substring({v}, 7, 1)"
-    century = (
-        f"(CASE WHEN {cen} IN ('1', '2') THEN '18' WHEN {cen} IN ('3', '4') THEN '19'"
-        " ELSE '20' END)"
-    )
+    century = f"(CASE WHEN {cen} <= '2' THEN '18' WHEN {cen} <= '4' THEN '19' ELSE '20' END)"
     birth = (
         f"TRY_CAST({century} || substring({v}, 1, 2) || '-' || substring({v}, 3, 2) || '-'"
         f" || substring({v}, 5, 2) AS DATE)"
@@ -312,7 +331,7 @@ def _iin_reason_sql(v: str) -> str:
         f"(CASE WHEN {v} IS NULL THEN NULL"
         f" WHEN NOT regexp_full_match({v}, '[0-9]{{12}}') THEN 'not 12 digits'"
         f" WHEN {iin_checksum_sql(v)} THEN NULL"
-        f" WHEN {cen} NOT IN ('1', '2', '3', '4', '5', '6') THEN 'century/sex digit invalid'"
+        f" WHEN NOT ({cen} BETWEEN '1' AND '6') THEN 'century/sex digit invalid'"
         f" WHEN {birth} IS NULL THEN 'bad birth date'"
         f" ELSE 'bad check digit' END)"
     )
@@ -328,10 +347,15 @@ def _brief(err: Exception) -> str:
     return " ".join(lines[:4])
 
 
-def _in_sql(expr: str, values: list[str]) -> str:
+def _in_sql(expr: str, values: list[str] | tuple[str, ...]) -> str:
+    """SQL: ``expr`` is one of a few ``values``.
+
+    Spelled as ORs: DuckDB may turn an IN list of constants into a join, and a chain of such
+    joins over a wide row is several times slower than the comparisons.
+    """
     if not values:
         return "FALSE"
-    return f"{expr} IN ({', '.join(_lit(v) for v in values)})"
+    return "(" + " OR ".join(f"{expr} = {_lit(v)}" for v in values) + ")"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -353,8 +377,12 @@ class _Job:
         self.scratch = scratch
         self.data_dir = data_dir
         self.extract_date = extract_date
-        self.regions = regions
-        self.districts = districts
+        con.execute("CREATE OR REPLACE TEMP TABLE __regions (code VARCHAR PRIMARY KEY)")
+        con.executemany("INSERT INTO __regions VALUES (?)", [[r] for r in regions])
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE __districts (code VARCHAR PRIMARY KEY, region VARCHAR)"
+        )
+        con.executemany("INSERT INTO __districts VALUES (?, ?)", [list(d) for d in districts])
         self.have_population = False
 
     # -- helpers ----------------------------------------------------------------------------
@@ -369,6 +397,12 @@ class _Job:
         row = self.con.execute(sql).fetchone()
         return None if row is None else row[0]
 
+    @contextlib.contextmanager
+    def _step(self, reg: Registry, what: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        log.debug("%s: %s in %.2f s", reg.name, what, time.perf_counter() - start)
+
     def write_empty(self, reg: Registry, out: Path) -> None:
         cols = ", ".join(f"CAST(NULL AS {c.type}) AS {_q(c.name)}" for c in reg.columns)
         self.con.execute(f"COPY (SELECT {cols} LIMIT 0) TO {sql_path(out)} (FORMAT parquet)")
@@ -376,52 +410,60 @@ class _Job:
     # -- one registry -----------------------------------------------------------------------
 
     def run(self, reg: Registry, src: Path, out: Path, q_out: Path) -> RegistryReport:
-        raw, src_types, extra, input_rows = self._open(reg, src)
+        with self._step(reg, "opened"):
+            raw, src_types, extra, input_rows = self._open(reg, src)
         chk = self.scratch / f"{reg.name}.checked.parquet"
-        try:
-            self.con.execute(
-                f"COPY ({self._check_sql(reg, raw, src_types)}) TO {sql_path(chk)} (FORMAT parquet)"
-            )
-        except duckdb.Error as e:
-            raise IngestError(f"{src}: unreadable ({_brief(e)})") from e
         checked = f"read_parquet({sql_path(chk)})"
-        checked_rows = self._scalar(f"SELECT count(*) FROM {checked}")
-        if checked_rows != input_rows:
-            raise AssertionError(f"{reg.name}: {checked_rows} rows checked of {input_rows}")
+        with self._step(reg, "checked"):
+            try:
+                self.con.execute(
+                    f"COPY ({self._check_sql(reg, raw, src_types)}) TO {sql_path(chk)}"
+                    " (FORMAT parquet)"
+                )
+            except duckdb.Error as e:
+                raise IngestError(f"{src}: unreadable ({_brief(e)})") from e
+            checked_rows = self._scalar(f"SELECT count(*) FROM {checked}")
+            if checked_rows != input_rows:
+                raise AssertionError(f"{reg.name}: {checked_rows} rows checked of {input_rows}")
 
-        # Duplicate keys among the otherwise valid rows: all but the first in input order.
-        keys = [_q(k) for k in reg.key]
-        on = " AND ".join(f"c.{k} IS NOT DISTINCT FROM d.{k}" for k in keys)
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE dup AS SELECT c.__row FROM {checked} c JOIN ("
-            f"SELECT {', '.join(keys)}, min(__row) AS __first FROM {checked}"
-            f" WHERE __reason IS NULL GROUP BY ALL HAVING count(*) > 1) d ON {on}"
-            " WHERE c.__reason IS NULL AND c.__row > d.__first"
-        )
-        self.con.execute(
-            f"CREATE OR REPLACE TEMP TABLE bad AS SELECT __row, __reason FROM {checked}"
-            f" WHERE __reason IS NOT NULL UNION ALL SELECT __row, {_lit(DUPLICATE_KEY)} FROM dup"
-        )
-        n_dup = self._scalar("SELECT count(*) FROM dup")
-
-        cols = ", ".join(_q(c.name) for c in reg.columns)
-        not_dup = " AND __row NOT IN (SELECT __row FROM dup)" if n_dup else ""
-        accepted = self._scalar(
-            f"COPY (SELECT {cols} FROM {checked} WHERE __reason IS NULL{not_dup} ORDER BY __row)"
-            f" TO {sql_path(out)} (FORMAT parquet)"
-        )
-
-        texts = ", ".join(
-            f"CAST(s.{_q(src_types[c.name][0])} AS VARCHAR) AS {_q(c.name)}" for c in reg.columns
-        )
-        try:
-            quarantined = self._scalar(
-                f"COPY (SELECT {texts}, b.__reason AS reason, b.__row AS row_number"
-                f" FROM {raw} s JOIN bad b ON s.file_row_number = b.__row - 1"
-                f" ORDER BY b.__row) TO {sql_path(q_out)} (FORMAT parquet)"
+        with self._step(reg, "duplicates found"):
+            # Among the otherwise valid rows: all but the first of a key, in input order.
+            keys = [_q(k) for k in reg.key]
+            on = " AND ".join(f"c.{k} IS NOT DISTINCT FROM d.{k}" for k in keys)
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE dup AS SELECT c.__row FROM {checked} c JOIN ("
+                f"SELECT {', '.join(keys)}, min(__row) AS __first FROM {checked}"
+                f" WHERE __reason IS NULL GROUP BY ALL HAVING count(*) > 1) d ON {on}"
+                " WHERE c.__reason IS NULL AND c.__row > d.__first"
             )
-        except duckdb.Error as e:
-            raise IngestError(f"{src}: unreadable ({_brief(e)})") from e
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE bad AS SELECT __row, __reason FROM {checked}"
+                f" WHERE __reason IS NOT NULL"
+                f" UNION ALL SELECT __row, {_lit(DUPLICATE_KEY)} FROM dup"
+            )
+            n_dup = self._scalar("SELECT count(*) FROM dup")
+
+        with self._step(reg, "accepted rows written"):
+            cols = ", ".join(_q(c.name) for c in reg.columns)
+            not_dup = " AND __row NOT IN (SELECT __row FROM dup)" if n_dup else ""
+            accepted = self._scalar(
+                f"COPY (SELECT {cols} FROM {checked} WHERE __reason IS NULL{not_dup}"
+                f" ORDER BY __row) TO {sql_path(out)} (FORMAT parquet)"
+            )
+
+        with self._step(reg, "quarantined rows written"):
+            texts = ", ".join(
+                f"CAST(s.{_q(src_types[c.name][0])} AS VARCHAR) AS {_q(c.name)}"
+                for c in reg.columns
+            )
+            try:
+                quarantined = self._scalar(
+                    f"COPY (SELECT {texts}, b.__reason AS reason, b.__row AS row_number"
+                    f" FROM {raw} s JOIN bad b ON s.file_row_number = b.__row - 1"
+                    f" ORDER BY b.__row) TO {sql_path(q_out)} (FORMAT parquet)"
+                )
+            except duckdb.Error as e:
+                raise IngestError(f"{src}: unreadable ({_brief(e)})") from e
         if accepted + quarantined != input_rows:
             raise AssertionError(
                 f"{reg.name}: {accepted} accepted + {quarantined} quarantined != {input_rows} rows"
@@ -444,6 +486,7 @@ class _Job:
                 f"{sql_path(out)})"
             )
             self.have_population = True
+        self.con.execute("DROP TABLE bad; DROP TABLE dup")
         with contextlib.suppress(OSError):
             chk.unlink()
         return RegistryReport(
@@ -467,10 +510,12 @@ class _Job:
         try:
             if src.suffix == ".csv":
                 path = self.scratch / f"{reg.name}.raw.parquet"
+                header = _csv_header(src)
+                columns = ", ".join(f"{_lit(name)}: 'VARCHAR'" for name in header)
                 self.con.execute(
-                    f"COPY (SELECT * FROM read_csv({sql_path(src)}, header = true, delim = ',',"
-                    " quote = '\"', escape = '\"', all_varchar = true))"
-                    f" TO {sql_path(path)} (FORMAT parquet)"
+                    f"COPY (SELECT * FROM read_csv({sql_path(src)}, auto_detect = false,"
+                    f" header = true, delim = ',', quote = '\"', escape = '\"',"
+                    f" columns = {{{columns}}})) TO {sql_path(path)} (FORMAT parquet)"
                 )
             else:
                 path = src
@@ -500,7 +545,8 @@ class _Job:
             name, typ = src_types[col.name]
             raw = _q(name)
             inner.append(f"{_typed_sql(raw, typ, col.type)} AS v{i}")
-            inner.append(f"{_text_sql(raw, typ)} IS NOT NULL AS p{i}")
+            present = _text_sql(raw, typ) if typ == "VARCHAR" else raw
+            inner.append(f"{present} IS NOT NULL AS p{i}")
             v[col.name], p[col.name] = f"l.v{i}", f"l.p{i}"
 
         joins: list[str] = []
@@ -520,25 +566,28 @@ class _Job:
                 pieces.append(self._iin_piece(reg, col, i, v, joins))
             if col.codes:
                 pieces.append(
-                    f"CASE WHEN NOT {_in_sql(val, list(col.codes))}"
-                    f" THEN {_lit(say + 'unknown code')} END"
+                    f"CASE WHEN NOT {_in_sql(val, col.codes)} THEN {_lit(say + 'unknown code')} END"
                 )
             if col.code_list == "region":
+                joins.append(f"LEFT JOIN __regions g{i} ON g{i}.code = {val}")
                 pieces.append(
-                    f"CASE WHEN NOT {_in_sql(val, self.regions)}"
+                    f"CASE WHEN {val} IS NOT NULL AND g{i}.code IS NULL"
                     f" THEN {_lit(say + 'unknown region')} END"
                 )
             elif col.code_list == "district":
-                known = _in_sql(val, [d for d, _ in self.districts])
-                pieces.append(f"CASE WHEN NOT {known} THEN {_lit(say + 'unknown district')} END")
-                region_col = next((c for c in reg.columns if c.code_list == "region"), None)
-                if region_col is not None:
-                    pair = f"({val} || '|' || {v[region_col.name]})"
-                    pairs = [f"{d}|{r}" for d, r in self.districts]
+                joins.append(f"LEFT JOIN __districts d{i} ON d{i}.code = {val}")
+                pieces.append(
+                    f"CASE WHEN {val} IS NOT NULL AND d{i}.code IS NULL"
+                    f" THEN {_lit(say + 'unknown district')} END"
+                )
+                region_at = next(
+                    (j for j, c in enumerate(reg.columns) if c.code_list == "region"), None
+                )
+                if region_at is not None:
+                    region = f"g{region_at}.code"
                     pieces.append(
-                        f"CASE WHEN {known} AND {_in_sql(v[region_col.name], self.regions)}"
-                        f" AND NOT {_in_sql(pair, pairs)}"
-                        f" THEN {_lit(say + 'not in ' + region_col.name)} END"
+                        f"CASE WHEN {region} IS NOT NULL AND d{i}.region <> {region}"
+                        f" THEN {_lit(say + 'not in ' + reg.columns[region_at].name)} END"
                     )
             elif col.code_list:
                 raise ValueError(f"{reg.name}.{col.name}: unknown code_list {col.code_list!r}")
@@ -596,7 +645,7 @@ class _Job:
             birth, sex = v["birth_date"], v["sex"]
             other = f"(CASE {sex} WHEN 'M' THEN 'F' ELSE 'M' END)"
             consistency = (
-                f"(CASE WHEN {birth} IS NULL OR {sex} NOT IN ('M', 'F') THEN NULL"
+                f"(CASE WHEN {birth} IS NULL OR NOT {_in_sql(sex, ('M', 'F'))} THEN NULL"
                 f" WHEN {iin_consistent_sql(val, birth, sex)} THEN NULL"
                 f" WHEN {iin_consistent_sql(val, birth, other)} THEN 'sex mismatch'"
                 f" ELSE 'birth date mismatch' END)"

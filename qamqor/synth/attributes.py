@@ -13,9 +13,9 @@ import numpy as np
 from qamqor.countries import Country
 from qamqor.synth.people import CHILD, DECEASED, Columns
 
-SIGMA_LOW, SIGMA_HIGH = 0.55, 1.0  # log-income spread below / above the median
-HIDDEN_INCOME_SHARE = 0.04  # families with earners that hide most of their income
-DISABLED_CHILD, DISABLED_ADULT = 0.0179, 0.048
+SIGMA_LOW, SIGMA_HIGH = 0.30, 1.0  # log-income spread below / above the median
+HIDDEN_INCOME_SHARE = 0.02  # families with earners that hide most of their income
+DISABLED_CHILD, DISABLED_ADULT = 0.0179, 0.095
 
 
 def add_attributes(
@@ -37,7 +37,9 @@ def add_attributes(
         0,
     ).astype(np.int8)
     # Disability: children ~1.8 %, adults rising with age; groups I/II/III.
-    p_dis = np.where(adult, DISABLED_ADULT * np.clip((age - 10) / 40, 0.35, 1.8), DISABLED_CHILD)
+    pension_age = np.where(female, age >= 61, age >= 63)
+    p_dis = np.where(adult, DISABLED_ADULT * np.clip((age - 10) / 40, 0.5, 1.3), DISABLED_CHILD)
+    p_dis = np.where(pension_age, 0.015, p_dis)
     disabled = alive & (rng.random(n) < p_dis)
     group = np.where(disabled & adult, _groups(rng, n), 0)
     p["disabled"] = disabled
@@ -45,7 +47,6 @@ def add_attributes(
     p["long_illness"] = alive & adult & ~disabled & (rng.random(n) < 0.012)
     p["pregnant"] = alive & female & (age >= 19) & (age < 42) & (rng.random(n) < 0.04)
     p["dispensary"] = alive & (rng.random(n) < np.clip(age / 300, 0.02, 0.35))
-    pension_age = np.where(female, age >= 61, age >= 63)
     p["pensioner"] = alive & pension_age
     able = alive & adult & ~pension_age & ((group == 0) | (group == 3))
     able &= (p["study"] == 0) & ~p["long_illness"]
@@ -55,7 +56,17 @@ def add_attributes(
     young_kids[np.isin(p["hh"], infant_hh)] = True
     p_work = np.where(female, np.where(young_kids, 0.45, 0.74), 0.84)
     p_work = p_work * np.where(p["urban"], 1.0, 0.93)
-    p["employed"] = able & (rng.random(n) < p_work)
+    employed = able & (rng.random(n) < p_work)
+    # Most families with able-bodied adults have at least one earner (often informal).
+    fam = np.where(alive, p["family"], -1) + 1
+    has_able = np.bincount(fam, weights=able) > 0
+    no_earner = has_able & (np.bincount(fam, weights=employed) == 0)
+    first_able = np.zeros(len(has_able), dtype=np.int64) - 1
+    rows = np.nonzero(able)[0][::-1]
+    first_able[fam[rows]] = rows
+    fix = np.nonzero(no_earner & (rng.random(len(has_able)) < 0.97))[0]
+    employed[first_able[fix[first_able[fix] >= 0]]] = True
+    p["employed"] = employed
     p["self_employed"] = p["employed"] & (rng.random(n) < np.where(p["urban"], 0.10, 0.22))
     idle = able & ~p["employed"]
     u = rng.random(n)
@@ -84,7 +95,7 @@ def _incomes(rng: np.random.Generator, p: Columns, country: Country) -> None:
     mean_income = np.array([r.mean_income_per_capita for r in country.regions])[region]
     z = rng.standard_normal(nf)
     shock = np.exp(np.where(z < 0, SIGMA_LOW, SIGMA_HIGH) * z)
-    size_factor = (np.maximum(size, 1) / 3.1) ** -0.35
+    size_factor = (np.maximum(size, 1) / 3.1) ** -0.5 * np.exp(-0.1 * np.maximum(size - 4, 0))
     pc = mean_income * shock * size_factor * np.where(urban, 1.12, 0.8)
     # Pensions: base + solidarity part, never below the minimum pension.
     pension = np.where(
@@ -106,7 +117,7 @@ def _incomes(rng: np.random.Generator, p: Columns, country: Country) -> None:
             scale[r] = max((target - pension[in_r].sum()) / wage[in_r].sum(), 0.2)
     wage = wage * scale[p["region"]]
     hidden_family = (earners > 0) & (rng.random(nf) < HIDDEN_INCOME_SHARE)
-    declared_share = np.where(hidden_family, rng.uniform(0.0, 0.3, nf), 1.0)
+    declared_share = np.where(hidden_family, rng.uniform(0.15, 0.4, nf), 1.0)
     p["true_wage"] = wage.round()
     p["wage"] = (wage * declared_share[fam_idx]).round()
     p["pension"] = pension.round()

@@ -52,7 +52,7 @@ RATES = {
     "after_death": 0.35,  # of pensioners who died in the window: paid on after death
     "incompatible": 0.25,  # of disabled single mothers who lost the breadwinner
 }
-TAKE_UP = {"asp": 0.24, "disability": 0.87, "carer_disabled_child": 0.94, "exclusion": 0.04}
+TAKE_UP = {"asp": 0.37, "disability": 0.87, "carer_disabled_child": 0.94, "exclusion": 0.04}
 BREADWINNER_PM = (0.0, 0.92, 1.53, 2.14, 3.0)  # by number of dependents (approx.)
 LARGE_FAMILY_MRP = {4: 16.03, 5: 20.04, 6: 24.05, 7: 28.06}
 
@@ -173,8 +173,8 @@ def pay(
     lf_mrp = np.where(k >= 8, 28.06 + 4.01 * (k - 7), np.array([0, 0, 0, 0, 16.03, 20.04, 24.05, 28.06, 0])[np.minimum(k, 8)])
     paid.add(lf, M["large_family"], lf_mrp * mrp)
     # Awarded mothers: mothers of 5+ children now, and older mothers of many grown children.
-    older = alive & p["female"] & (p["age"] >= 45) & (rng.random(n) < np.where(p["urban"], 0.028, 0.075))
-    awarded = (first & p["female"] & (kids >= 5)) | older
+    older = alive & p["female"] & (p["age"] >= 45) & (rng.random(n) < np.where(p["urban"], 0.012, 0.036))
+    awarded = (first & p["female"] & (kids >= 6)) | older
     aw = np.nonzero(awarded)[0]
     aw_mrp = np.where(rng.random(len(aw)) < 0.45, 6.40, 7.40)
     paid.add(aw, M["awarded_mother"], aw_mrp * mrp)
@@ -190,7 +190,7 @@ def pay(
         np.where(order[in_window] >= 4, 63, 38) * mrp,
         np.searchsorted(periods, bmonth[in_window]),
     )
-    cc = ~p["employed"][mom]
+    cc = ~p["employed"][mom] & (rng.random(len(mom)) < 0.5)  # the rest are insured
     cc_rows = proactive(np.nonzero(cc)[0], "childcare")
     cc_mrp = np.array([0, 5.76, 6.81, 7.85, 8.90])[order[cc_rows]]
     paid.add(mom[cc_rows], M["childcare"], cc_mrp * mrp)
@@ -216,7 +216,7 @@ def pay(
     asp_fams = np.concatenate([applicants, bad])
     # ASP to a hidden-income family is an error too.
     hid = applicants[np.isin(fr[applicants], np.unique(fr[p["hidden_income"]]))]
-    contract = p["able"] & np.isin(fr, fr[applicants])
+    contract = p["able"] & np.isin(fr, fr[applicants]) & (rng.random(n) < 0.13)
     return paid, {
         "excluded": excluded,
         "awarded": awarded,

@@ -17,16 +17,16 @@ COUPLE_KIDS, SINGLE_PARENT, COUPLE, SINGLE = 0, 1, 2, 3
 # Roles of people in a household.
 FIRST, HUSBAND, CHILD, ADULT_CHILD, GRANDMOTHER, GRANDFATHER, DECEASED = range(7)
 
-PRIMARY_P = {True: (0.43, 0.11, 0.19, 0.27), False: (0.51, 0.09, 0.19, 0.21)}  # by urban
+PRIMARY_P = {True: (0.52, 0.10, 0.24, 0.14), False: (0.58, 0.08, 0.24, 0.10)}  # by urban
 # Children (under 18 or full-time students under 23) in couple families, P(k = 1..8).
 KIDS_COUPLE = {
-    True: (0.30, 0.34, 0.20, 0.092, 0.042, 0.016, 0.007, 0.003),
-    False: (0.20, 0.28, 0.24, 0.140, 0.080, 0.035, 0.017, 0.008),
+    True: (0.41, 0.40, 0.05, 0.085, 0.035, 0.013, 0.005, 0.002),
+    False: (0.31, 0.34, 0.06, 0.160, 0.080, 0.030, 0.012, 0.008),
 }
 KIDS_SINGLE = (0.52, 0.30, 0.12, 0.04, 0.015, 0.005, 0.0, 0.0)
-ATTACH_ADULT_CHILD = 0.12  # couples with children over 40 that have an adult child at home
-ATTACH_ELDERLY = {True: 0.10, False: 0.16}  # young families living with elderly parents
-BREADWINNER_LOST = 0.60  # single mothers whose husband died
+ATTACH_ADULT_CHILD = 0.06  # couples with children over 40 that have an adult child at home
+ATTACH_ELDERLY = {True: 0.16, False: 0.32}  # young families living with elderly parents
+BREADWINNER_LOST = 0.43  # single mothers whose husband died
 WIDOWED_IN_WINDOW = 0.12  # elderly single women whose husband died within the last year
 MARRIED_IN_WINDOW = 0.25  # young childless couples married within the last year
 YEAR = 365.25
@@ -101,10 +101,10 @@ def _draw_households(
     urban = rng.random(m) < (urban_share[region] * 1.08).clip(0, 1)
     kind = _choice(rng, np.array([PRIMARY_P[True], PRIMARY_P[False]])[(~urban).astype(int)])
     stage = rng.random(m)
-    young, middle = np.where(kind == COUPLE, 0.42, 0.45), np.where(kind == COUPLE, 0.56, 0.57)
+    young, middle = np.where(kind == COUPLE, 0.33, 0.40), np.where(kind == COUPLE, 0.38, 0.46)
     age = np.where(
         kind <= SINGLE_PARENT,
-        np.clip(rng.normal(np.where(urban, 35.0, 33.0), 7.5), 20, 56),
+        np.clip(rng.normal(np.where(urban, 38.0, 36.0), 8), 20, 58),
         np.where(
             stage < young,
             rng.uniform(19, 35, m),
@@ -114,7 +114,7 @@ def _draw_households(
         ),
     )
     adult_child = (kind == COUPLE_KIDS) & (age >= 40) & (rng.random(m) < ATTACH_ADULT_CHILD)
-    adult_child |= (kind == COUPLE) & (age >= 42) & (age < 61) & (rng.random(m) < 0.35)
+    adult_child |= (kind == COUPLE) & (age >= 42) & (age < 61) & (rng.random(m) < 0.15)
     p_eld = np.where(urban, ATTACH_ELDERLY[True], ATTACH_ELDERLY[False])
     elderly = (age <= 44) & (kind != SINGLE) & ~adult_child & (rng.random(m) < p_eld)
     probs = np.where(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import itertools
 import random
 
 import duckdb
@@ -381,6 +382,19 @@ def test_sql_edge_cases() -> None:
         (False, False),
         (False, False),
     ]
+
+
+def test_sql_all_dates_and_centuries() -> None:
+    # Every MMDD in 0000..1339 and century digit 0-9, for leap/non-leap/century years.
+    rows = []
+    for yy, c, mm, dd in itertools.product(("00", "01", "04", "96"), DIGITS, range(14), range(40)):
+        first10 = f"{yy}{mm:02d}{dd:02d}{c}000"
+        last = next(x for x in DIGITS if iin_check_digit(first10 + x) is not None)
+        rows.append((_with_check(first10 + last), dt.date(2000, 1, 1), "M"))
+    checksum = [r[0] for r in _sql_results(rows)]
+    expected = [validate_iin(r[0]) is None for r in rows]
+    assert checksum == expected
+    assert 0 < sum(expected) < len(expected)
 
 
 @pytest.mark.parametrize(

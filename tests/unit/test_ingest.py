@@ -6,15 +6,18 @@ import csv
 import datetime as dt
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from qamqor.countries import load_country
-from qamqor.ids import make_iin
+from qamqor.ids import make_iin, validate_iin
 from qamqor.registries.ingest import IngestError, IngestReport, ingest
 from qamqor.registries.schemas import BY_NAME, REGISTRIES
 
@@ -163,6 +166,7 @@ def _payments() -> list[dict[str, str]]:
             "region": REGION,
             "bank_account": "KZ0001",
             "paid_date": "2024-12-20",
+            "note": "an undeclared column",
         }
         r.update(over)
         return r
@@ -280,6 +284,8 @@ def test_payments_csv_rows_are_quarantined_with_precise_reasons(ingested):
     accepted = _rows(root / "ingested" / "payments.parquet")
     assert [(r["payment_id"], r["amount"]) for r in accepted] == [("P1", 21000.0), ("P2", 21000.75)]
     assert report.registries["payments"].source == "registries/payments.csv"
+    assert report.registries["payments"].extra_columns == ["note"]
+    assert "note" not in pq.read_schema(root / "ingested" / "payments.parquet").names
 
 
 def test_quarantine_keeps_the_original_text(ingested):
@@ -436,3 +442,94 @@ def test_a_parquet_and_a_csv_of_the_same_registry_are_refused(tmp_path):
     _write_csv(root / "registries" / "income.csv", _income())
     with pytest.raises(IngestError, match="both exist"):
         ingest(root)
+
+
+# --- property: ingestion agrees with a plain-Python oracle on random income rows ---------------
+
+IIN_POOL = [*IINS[:3], STRANGER, _bad_check_digit(IINS[0]), "123", "", " " + IINS[1]]
+PERIOD_POOL = ["2024-12-01", "2024-11-01", "2026-01-01", "1899-12-01", "2024-13-01", "", "x"]
+BIN_POOL = ["B1", "B2", " "]
+MONEY_POOL = ["0", "1.5", "-1", "abc", "", "1e3", " 7 "]
+
+
+def _oracle(rows: list[dict[str, str]]) -> tuple[list[tuple], dict[int, str]]:
+    """Accepted (iin, period, bin, income) and {row_number: reason}, computed row by row."""
+    accepted, rejected, seen = [], {}, set()
+    for n, row in enumerate(rows, start=1):
+        reasons = []
+        iin = row["iin"].strip()
+        if not iin:
+            reasons.append("iin: missing")
+        elif iin not in IINS:
+            reasons.append("iin: " + (validate_iin(iin) or "unknown person"))
+        period = None
+        if not row["period"].strip():
+            reasons.append("period: missing")
+        else:
+            try:
+                period = dt.date.fromisoformat(row["period"])
+            except ValueError:
+                reasons.append("period: not a date")
+            else:
+                if period > EXTRACT:
+                    reasons.append("period: in the future")
+                if period < dt.date(1900, 1, 1):
+                    reasons.append("period: before 1900")
+        if not row["employer_bin"].strip():
+            reasons.append("employer_bin: missing")
+        money = {}
+        for col in ("income", "pension_contribution", "social_contribution"):
+            text = row[col].strip()
+            if not text:
+                reasons.append(f"{col}: missing")
+                continue
+            try:
+                money[col] = float(text)
+            except ValueError:
+                reasons.append(f"{col}: not a number")
+                continue
+            if money[col] < 0:
+                reasons.append(f"{col}: below 0")
+        key = (iin, period, row["employer_bin"].strip())
+        if not reasons and key in seen:
+            reasons.append("duplicate key")
+        if reasons:
+            rejected[n] = "; ".join(reasons)
+        else:
+            seen.add(key)
+            accepted.append((*key, money["income"]))
+    return accepted, rejected
+
+
+INCOME_ROW = st.fixed_dictionaries(
+    {
+        "iin": st.sampled_from(IIN_POOL),
+        "period": st.sampled_from(PERIOD_POOL),
+        "employer_bin": st.sampled_from(BIN_POOL),
+        "income": st.sampled_from(MONEY_POOL),
+        "pension_contribution": st.sampled_from(MONEY_POOL[:2] + MONEY_POOL[3:4]),
+        "social_contribution": st.just("1"),
+    }
+)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(INCOME_ROW, min_size=1, max_size=25))
+def test_ingestion_agrees_with_a_row_by_row_oracle(rows):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "registries").mkdir()
+        _manifest(root)
+        _write_parquet(
+            root / "registries" / "population.parquet",
+            _population()[: len(IINS)],
+            {"birth_date": pa.date32(), "death_date": pa.date32(), "urban": pa.bool_()},
+        )
+        _write_csv(root / "registries" / "income.csv", rows)
+        report = ingest(root)
+        accepted, rejected = _oracle(rows)
+        got = _rows(root / "ingested" / "income.parquet")
+        assert [(r["iin"], r["period"], r["employer_bin"], r["income"]) for r in got] == accepted
+        assert _reasons(root / "quarantine" / "income.parquet") == rejected
+        income = report.registries["income"]
+        assert (income.input_rows, income.accepted) == (len(rows), len(accepted))
