@@ -52,7 +52,7 @@ RATES = {
     "after_death": 0.35,  # of pensioners who died in the window: paid on after death
     "incompatible": 0.25,  # of disabled single mothers who lost the breadwinner
 }
-TAKE_UP = {"asp": 0.37, "disability": 0.87, "carer_disabled_child": 0.94, "exclusion": 0.04}
+TAKE_UP = {"asp": 0.35, "disability": 0.87, "carer_disabled_child": 0.94, "exclusion": 0.04}
 BREADWINNER_PM = (0.0, 0.92, 1.53, 2.14, 3.0)  # by number of dependents (approx.)
 LARGE_FAMILY_MRP = {4: 16.03, 5: 20.04, 6: 24.05, 7: 28.06}
 
@@ -173,7 +173,7 @@ def pay(
     lf_mrp = np.where(k >= 8, 28.06 + 4.01 * (k - 7), np.array([0, 0, 0, 0, 16.03, 20.04, 24.05, 28.06, 0])[np.minimum(k, 8)])
     paid.add(lf, M["large_family"], lf_mrp * mrp)
     # Awarded mothers: mothers of 5+ children now, and older mothers of many grown children.
-    older = alive & p["female"] & (p["age"] >= 45) & (rng.random(n) < np.where(p["urban"], 0.012, 0.036))
+    older = alive & p["female"] & (p["age"] >= 45) & (rng.random(n) < np.where(p["urban"], 0.035, 0.09))
     awarded = (first & p["female"] & (kids >= 6)) | older
     aw = np.nonzero(awarded)[0]
     aw_mrp = np.where(rng.random(len(aw)) < 0.45, 6.40, 7.40)
