@@ -15,7 +15,9 @@ from pathlib import Path
 import duckdb
 
 
-def connect(threads: int | None = None, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    threads: int | None = None, memory_limit: str | None = None
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection sized for this machine (override with QAMQOR_* env)."""
     con = duckdb.connect(":memory:")
     threads = threads or int(os.environ.get("QAMQOR_THREADS", os.cpu_count() or 2))

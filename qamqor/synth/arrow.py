@@ -34,7 +34,9 @@ def codes(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
 def pick(values: list[str] | tuple[str, ...], index: np.ndarray, valid: np.ndarray | None = None):
     """Strings chosen from `values` by index (dictionary decode), nulls where not valid."""
     idx = pa.array(np.asarray(index, dtype=np.int32), mask=None if valid is None else ~valid)
-    return pa.DictionaryArray.from_arrays(idx, pa.array(list(values), pa.string())).cast(pa.string())
+    return pa.DictionaryArray.from_arrays(idx, pa.array(list(values), pa.string())).cast(
+        pa.string()
+    )
 
 
 def dates(values: np.ndarray) -> pa.Array:

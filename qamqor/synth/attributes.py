@@ -99,7 +99,9 @@ def _incomes(rng: np.random.Generator, p: Columns, country: Country) -> None:
     pc = mean_income * shock * size_factor * np.where(urban, 1.12, 0.8)
     # Pensions: base + solidarity part, never below the minimum pension.
     pension = np.where(
-        p["pensioner"], np.maximum(62_771, 32_360 + 95_000 * np.exp(rng.normal(0, 0.35, len(alive)))), 0
+        p["pensioner"],
+        np.maximum(62_771, 32_360 + 95_000 * np.exp(rng.normal(0, 0.35, len(alive)))),
+        0,
     )
     fam_pension = np.bincount(fam_idx, weights=pension, minlength=nf)
     work_total = np.maximum(pc * size - fam_pension, 0)
@@ -107,7 +109,9 @@ def _incomes(rng: np.random.Generator, p: Columns, country: Country) -> None:
     share = np.where(p["female"], 0.85, 1.15) * np.exp(rng.normal(0, 0.25, len(alive)))
     share = np.where(p["employed"], share, 0)
     share_sum = np.bincount(fam_idx, weights=share, minlength=nf)
-    wage = np.where(p["employed"], work_total[fam_idx] * share / np.maximum(share_sum[fam_idx], 1e-9), 0)
+    wage = np.where(
+        p["employed"], work_total[fam_idx] * share / np.maximum(share_sum[fam_idx], 1e-9), 0
+    )
     # Scale wages per region so that the people-weighted mean per-capita income hits the target.
     scale = np.ones(len(country.regions))
     for r in np.unique(region):

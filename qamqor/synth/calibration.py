@@ -56,11 +56,13 @@ def calibrate(data_dir: Path) -> dict:
     country = load_country(manifest["country"])
     con = connect()
     for name in ("population", "payments", "health", "employment", "awards"):
-        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({sql_path(reg / f'{name}.parquet')})")
-    con.execute(f"CREATE VIEW persons AS SELECT * FROM read_parquet({sql_path(truth / 'persons.parquet')})")
-    pm = ", ".join(
-        f"('{r.code}', {country.regional_pm(r.code, extract)})" for r in country.regions
+        con.execute(
+            f"CREATE VIEW {name} AS SELECT * FROM read_parquet({sql_path(reg / f'{name}.parquet')})"
+        )
+    con.execute(
+        f"CREATE VIEW persons AS SELECT * FROM read_parquet({sql_path(truth / 'persons.parquet')})"
     )
+    pm = ", ".join(f"('{r.code}', {country.regional_pm(r.code, extract)})" for r in country.regions)
     con.execute(f"CREATE TABLE pm(region VARCHAR, pm DOUBLE); INSERT INTO pm VALUES {pm}")
     v = _values(con, extract)
     v["regions"] = float(con.execute("SELECT count(DISTINCT region) FROM population").fetchone()[0])
@@ -154,10 +156,15 @@ def _values(con, extract: str) -> dict[str, float]:
     ).fetchone()
     for name, x in zip(
         [
-            "disability_benefit_recipients", "breadwinner_loss_families", "large_family_paid",
-            "awarded_mothers", "birth_childcare_families", "carer_disabled_child",
-            "asp_families", "payment_recipients",
-        ],  # fmt: skip
+            "disability_benefit_recipients",
+            "breadwinner_loss_families",
+            "large_family_paid",
+            "awarded_mothers",
+            "birth_childcare_families",
+            "carer_disabled_child",
+            "asp_families",
+            "payment_recipients",
+        ],
         pay,
         strict=True,
     ):
@@ -166,6 +173,8 @@ def _values(con, extract: str) -> dict[str, float]:
         con.execute("SELECT sum(amount) * 4 FROM payments").fetchone()[0]
     )
     v["asp_social_contract"] = float(
-        con.execute("SELECT count(*) FROM employment WHERE status = 'social_contract'").fetchone()[0]
+        con.execute("SELECT count(*) FROM employment WHERE status = 'social_contract'").fetchone()[
+            0
+        ]
     )
     return v

@@ -48,7 +48,7 @@ def generate(
     chunk_families: int = CHUNK_FAMILIES,
     progress: Callable[[int], None] | None = None,
 ) -> GenerateResult:
-    """Write `out/registries/*.parquet`, `out/truth/*.parquet` and `out/registries/manifest.json`."""
+    """Write `out/registries/*.parquet` with a manifest.json, and `out/truth/*.parquet`."""
     if families < 1:
         raise ValueError("--families must be at least 1")
     country = load_country(country_code)
@@ -65,7 +65,9 @@ def generate(
     people = 0
     while done < families:
         n = min(chunk_families, families - done)
-        people += _chunk(np.random.default_rng([seed, chunk]), n, country, extract, counters, writers)
+        people += _chunk(
+            np.random.default_rng([seed, chunk]), n, country, extract, counters, writers
+        )
         done += n
         chunk += 1
         if progress:
@@ -226,7 +228,9 @@ def _label_asp(p: dict, paid: payments.Paid, truth: dict) -> None:
     hidden = asp & np.isin(cols["row"], truth["asp_hidden_income"])
     earner_hh = np.unique(p["hh"][(p["wage"] > 150_000)])
     earner_fam = np.unique(p["family_row"][(p["wage"] > 150_000)])
-    member = asp & ~hidden & np.isin(p["hh"][cols["row"]], earner_hh) & ~np.isin(fam_row, earner_fam)
+    member = (
+        asp & ~hidden & np.isin(p["hh"][cols["row"]], earner_hh) & ~np.isin(fam_row, earner_fam)
+    )
     err = cols["error"].copy()
     err[hidden] = payments.ERRORS.index("hidden_income")
     err[member] = payments.ERRORS.index("hidden_household_member")
@@ -241,10 +245,15 @@ def _duplicate_identities(
     """Second identities of a few benefit recipients, paid again in another region."""
     n_regions = len(country.regions)
     first_district = np.array(
-        [next(i for i, d in enumerate(country.districts) if d.region == r.code) for r in country.regions]
+        [
+            next(i for i, d in enumerate(country.districts) if d.region == r.code)
+            for r in country.regions
+        ]
     )
     cols = paid.columns()
-    cand = np.unique(cols["row"][(cols["measure"] != payments.M["age_pension"]) & (cols["error"] < 0)])
+    cand = np.unique(
+        cols["row"][(cols["measure"] != payments.M["age_pension"]) & (cols["error"] < 0)]
+    )
     chosen = cand[rng.random(len(cand)) < DUPLICATE_IDENTITY_RATE]
     n, k = len(p["hh"]), len(chosen)
     new_rows = n + np.arange(k)
@@ -252,9 +261,7 @@ def _duplicate_identities(
     for col, v in list(p.items()):
         if col == "dup_of":
             continue
-        if col in ("father", "mother", "spouse"):
-            p[col] = np.concatenate([v, np.full(k, -1)])
-        elif col == "family":
+        if col in ("father", "mother", "spouse") or col == "family":
             p[col] = np.concatenate([v, np.full(k, -1)])
         elif col == "hh":
             p[col] = np.concatenate([v, v.max() + 1 + np.arange(k)])
@@ -288,8 +295,10 @@ def _duplicate_identities(
     return new_rows
 
 
-def _rename_duplicates(rng: np.random.Generator, pop: pa.Table, dup_rows: np.ndarray, p: dict) -> pa.Table:
-    """Second identities carry the original's name with a typo, a transliteration or a new surname."""
+def _rename_duplicates(
+    rng: np.random.Generator, pop: pa.Table, dup_rows: np.ndarray, p: dict
+) -> pa.Table:
+    """Second identities carry the original's name: a typo, transliterated, or a new surname."""
     if not len(dup_rows):
         return pop
     src = p["dup_of"][dup_rows]
@@ -326,8 +335,8 @@ def _plant_commercial(
     if not len(owners):
         return table
     err = cols["error"].copy()
-    err[np.isin(cols["row"], owners) & (cols["measure"] == payments.M["asp"])] = payments.ERRORS.index(
-        "asp_commercial_property"
+    err[np.isin(cols["row"], owners) & (cols["measure"] == payments.M["asp"])] = (
+        payments.ERRORS.index("asp_commercial_property")
     )
     paid.error = [err]
     for k in ("row", "measure", "period", "amount", "region"):
@@ -353,7 +362,9 @@ def _plant_commercial(
     return pa.concat_tables([table, extra.cast(table.schema)])
 
 
-def _write_truth(p: dict, truth: dict, dup_rows: np.ndarray, counters: _Counters, w: _Writers) -> None:
+def _write_truth(
+    p: dict, truth: dict, dup_rows: np.ndarray, counters: _Counters, w: _Writers
+) -> None:
     """What no pipeline step reads: true families, true incomes, duplicates, exclusions."""
     real = (p["role"] != DECEASED) & (p["dup_of"] < 0)
     fam = np.where(real, p["family"] + counters.family, -1)
@@ -373,7 +384,8 @@ def _write_truth(p: dict, truth: dict, dup_rows: np.ndarray, counters: _Counters
                 "hidden_income": pa.array(p["hidden_income"]),
                 "duplicate_of": _dup_iin(p),
                 "excluded_from": pa.array(
-                    [payments.MEASURES[i] if i >= 0 else None for i in excluded.tolist()], pa.string()
+                    [payments.MEASURES[i] if i >= 0 else None for i in excluded.tolist()],
+                    pa.string(),
                 )
                 if (excluded >= 0).any()
                 else pa.nulls(len(excluded), pa.string()),

@@ -170,10 +170,16 @@ def pay(
     lf = np.nonzero(first & (kids >= 4))[0]
     lf = proactive(lf, "large_family")
     k = fam["kids"][fr[lf]].astype(int)
-    lf_mrp = np.where(k >= 8, 28.06 + 4.01 * (k - 7), np.array([0, 0, 0, 0, 16.03, 20.04, 24.05, 28.06, 0])[np.minimum(k, 8)])
+    lf_mrp = np.where(
+        k >= 8,
+        28.06 + 4.01 * (k - 7),
+        np.array([0, 0, 0, 0, 16.03, 20.04, 24.05, 28.06, 0])[np.minimum(k, 8)],
+    )
     paid.add(lf, M["large_family"], lf_mrp * mrp)
     # Awarded mothers: mothers of 5+ children now, and older mothers of many grown children.
-    older = alive & p["female"] & (p["age"] >= 45) & (rng.random(n) < np.where(p["urban"], 0.035, 0.09))
+    older = (
+        alive & p["female"] & (p["age"] >= 45) & (rng.random(n) < np.where(p["urban"], 0.035, 0.09))
+    )
     awarded = (first & p["female"] & (kids >= 6)) | older
     aw = np.nonzero(awarded)[0]
     aw_mrp = np.where(rng.random(len(aw)) < 0.45, 6.40, 7.40)
@@ -201,14 +207,20 @@ def pay(
     cols = paid.columns()
     month_income = np.bincount(cols["row"], weights=cols["amount"], minlength=n) / PERIODS
     declared = p["wage"] + month_income
-    pc = np.bincount(fr, weights=declared * alive, minlength=len(fam["size"])) / np.maximum(fam["size"], 1)
+    pc = np.bincount(fr, weights=declared * alive, minlength=len(fam["size"])) / np.maximum(
+        fam["size"], 1
+    )
     line = np.maximum(0.35 * 117_000, 0.7 * pm)  # the 2025 rule with the card's median (approx.)
     poor_fam = pc[fr] < line
     applicants = np.nonzero(first & poor_fam & (rng.random(n) < TAKE_UP["asp"]))[0]
     # Not entitled: better-off families with children that got ASP anyway.
     well_off = np.nonzero(first & (pc[fr] > 2.5 * line) & (fam["kids"][fr] > 0))[0]
     n_bad = int(len(applicants) * RATES["not_entitled"])
-    bad = rng.choice(well_off, size=min(n_bad, len(well_off)), replace=False) if n_bad else well_off[:0]
+    bad = (
+        rng.choice(well_off, size=min(n_bad, len(well_off)), replace=False)
+        if n_bad
+        else well_off[:0]
+    )
     for rows, err in ((applicants, -1), (np.sort(bad), ERRORS.index("not_entitled"))):
         gap = np.maximum(line[rows] - pc[fr[rows]], 0.05 * line[rows])
         asp = gap * fam["size"][fr[rows]] + 1.5 * mrp * fam["kids_1_6"][fr[rows]]
@@ -228,7 +240,9 @@ def pay(
     }
 
 
-def plant_duplicates(rng: np.random.Generator, paid: Paid, n_regions: int, region_of_row: np.ndarray) -> None:
+def plant_duplicates(
+    rng: np.random.Generator, paid: Paid, n_regions: int, region_of_row: np.ndarray
+) -> None:
     """The same measure twice in one period, or paid again in another region."""
     cols = paid.columns()
     n = len(cols["row"])
@@ -237,16 +251,37 @@ def plant_duplicates(rng: np.random.Generator, paid: Paid, n_regions: int, regio
         reg = region_of_row[cols["row"][pick_]]
         if other_region:
             reg = (reg + rng.integers(1, n_regions, len(pick_))) % n_regions
-        paid.add(cols["row"][pick_], cols["measure"][pick_], cols["amount"][pick_], cols["period"][pick_], reg, ERRORS.index(err))
+        paid.add(
+            cols["row"][pick_],
+            cols["measure"][pick_],
+            cols["amount"][pick_],
+            cols["period"][pick_],
+            reg,
+            ERRORS.index(err),
+        )
     cols = paid.columns()
-    wrong = np.nonzero((rng.random(len(cols["row"])) < RATES["wrong_amount"]) & (cols["error"] < 0))[0]
-    paid.amount = [np.where(np.isin(np.arange(len(cols["row"])), wrong), np.round(cols["amount"] * 1.6), cols["amount"])]
-    paid.error = [np.where(np.isin(np.arange(len(cols["row"])), wrong), ERRORS.index("wrong_amount"), cols["error"])]
+    wrong = np.nonzero(
+        (rng.random(len(cols["row"])) < RATES["wrong_amount"]) & (cols["error"] < 0)
+    )[0]
+    paid.amount = [
+        np.where(
+            np.isin(np.arange(len(cols["row"])), wrong),
+            np.round(cols["amount"] * 1.6),
+            cols["amount"],
+        )
+    ]
+    paid.error = [
+        np.where(
+            np.isin(np.arange(len(cols["row"])), wrong), ERRORS.index("wrong_amount"), cols["error"]
+        )
+    ]
     for name in ("row", "measure", "period", "region"):
         setattr(paid, name, [cols[name]])
 
 
-def payment_table(p: Columns, paid: Paid, extract: np.datetime64, region_codes: list[str], ctx: dict) -> tuple[pa.Table, pa.Table]:
+def payment_table(
+    p: Columns, paid: Paid, extract: np.datetime64, region_codes: list[str], ctx: dict
+) -> tuple[pa.Table, pa.Table]:
     """The payments registry and the truth of every planted error."""
     rng: np.random.Generator = ctx["rng"]
     cols = paid.columns()

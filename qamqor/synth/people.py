@@ -109,7 +109,9 @@ def _draw_households(
             stage < young,
             rng.uniform(19, 35, m),
             np.where(
-                stage < middle, rng.uniform(35, 61, m), np.clip(61 + rng.exponential(9.5, m), 61, 98)
+                stage < middle,
+                rng.uniform(35, 61, m),
+                np.clip(61 + rng.exponential(9.5, m), 61, 98),
             ),
         ),
     )
@@ -169,7 +171,13 @@ def _people(rng: np.random.Generator, h: Columns, extract: np.datetime64) -> Col
     add(all_hh[couple], fam[couple], HUSBAND, False, husband_age[couple])
     kid_hh = np.repeat(all_hh, kids)
     max_kid = np.minimum(age[kid_hh] - 19, 22.9)  # mother at least 19 at birth
-    add(kid_hh, fam[kid_hh], CHILD, rng.random(len(kid_hh)) < 0.487, rng.random(len(kid_hh)) * max_kid)
+    add(
+        kid_hh,
+        fam[kid_hh],
+        CHILD,
+        rng.random(len(kid_hh)) < 0.487,
+        rng.random(len(kid_hh)) * max_kid,
+    )
     ac = all_hh[h["adult_child"]]
     ac_age = np.minimum(rng.uniform(23, 33, len(ac)), age[ac] - 19)
     add(ac, fam_ac[ac], ADULT_CHILD, rng.random(len(ac)) < 0.45, ac_age)
@@ -184,7 +192,13 @@ def _people(rng: np.random.Generator, h: Columns, extract: np.datetime64) -> Col
     lost = (kind == SINGLE_PARENT) & first_female & (rng.random(n_hh) < BREADWINNER_LOST)
     widow = (kind == SINGLE) & first_female & (age >= 61) & (rng.random(n_hh) < WIDOWED_IN_WINDOW)
     dead = all_hh[lost | widow]
-    add(dead, np.full(len(dead), -1), DECEASED, False, age[dead] + rng.normal(3, 2, len(dead)).clip(0))
+    add(
+        dead,
+        np.full(len(dead), -1),
+        DECEASED,
+        False,
+        age[dead] + rng.normal(3, 2, len(dead)).clip(0),
+    )
 
     p = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
     order = np.lexsort((p["role"], p["hh"]))
@@ -233,7 +247,9 @@ def _link(
     birth = extract - _days(p["age"]) - np.timedelta64(1, "D")
     death = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
     dr = dead[dead >= 0]
-    years_ago = np.where(lost[hh[dr]], rng.uniform(0.3, 9, len(dr)), rng.uniform(0.0, 0.99, len(dr)))
+    years_ago = np.where(
+        lost[hh[dr]], rng.uniform(0.3, 9, len(dr)), rng.uniform(0.0, 0.99, len(dr))
+    )
     death[dr] = extract - _days(years_ago) - np.timedelta64(1, "D")
 
     # Marriages: parents before their first child; some young couples within the last year;
@@ -246,7 +262,11 @@ def _link(
         oldest + rng.uniform(0.8, 3, n_hh),
         np.where(
             a0 < 35,
-            np.where(rng.random(n_hh) < MARRIED_IN_WINDOW, rng.uniform(0, 1, n_hh), rng.uniform(1, 8, n_hh)),
+            np.where(
+                rng.random(n_hh) < MARRIED_IN_WINDOW,
+                rng.uniform(0, 1, n_hh),
+                rng.uniform(1, 8, n_hh),
+            ),
             a0 - rng.uniform(20, 27, n_hh),
         ),
     )
@@ -261,4 +281,6 @@ def _link(
             d = np.minimum(d, death[b[ok]] - np.timedelta64(200, "D"))
         marriage[a[ok]] = d
         marriage[b[ok]] = d
-    p.update(father=father, mother=mother, spouse=spouse, birth=birth, death=death, marriage=marriage)
+    p.update(
+        father=father, mother=mother, spouse=spouse, birth=birth, death=death, marriage=marriage
+    )

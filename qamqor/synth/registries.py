@@ -167,7 +167,9 @@ def assets(p: Columns, country: Country, extract: np.datetime64, ctx: dict) -> d
     out: dict[str, pa.Table] = {}
 
     # Real estate: the home (if owned), second dwellings, commercial property, land plots.
-    tenure = np.where(rng.random(n_hh) < np.where(urban, 0.80, 0.92), 0, np.where(rng.random(n_hh) < 0.8, 1, 2))
+    tenure = np.where(
+        rng.random(n_hh) < np.where(urban, 0.80, 0.92), 0, np.where(rng.random(n_hh) < 0.8, 1, 2)
+    )
     tenure = np.where(ctx["dormitory"], 3, tenure)
     area = np.round(np.clip(16 * size * np.exp(0.2 * lw + rng.normal(0, 0.3, n_hh)), 12, 600), 1)
     n_extra = rng.poisson(np.clip(0.07 * np.exp(0.9 * lw), 0, 3))
@@ -179,12 +181,16 @@ def assets(p: Columns, country: Country, extract: np.datetime64, ctx: dict) -> d
     kind_code = np.array([0, 0, 1, 2])[kind]
     price_m2 = np.where(urban[rows], 450_000, 150_000) * np.exp(rng.normal(0, 0.3, len(rows)))
     r_area = np.where(
-        kind == 0, area[rows], np.where(kind == 3, rng.uniform(600, 5000, len(rows)), rng.uniform(30, 250, len(rows)))
+        kind == 0,
+        area[rows],
+        np.where(kind == 3, rng.uniform(600, 5000, len(rows)), rng.uniform(30, 250, len(rows))),
     ).round(1)
     value = np.round(np.where(kind == 3, r_area * 800, r_area * price_m2), -3)
     ids = ctx["property_offset"] + np.arange(len(rows))
     ctx["property_offset"] += len(rows)
-    acquired = extract - (rng.uniform(0.2, 25, len(rows)) * 365.25).astype(int).astype("timedelta64[D]")
+    acquired = extract - (rng.uniform(0.2, 25, len(rows)) * 365.25).astype(int).astype(
+        "timedelta64[D]"
+    )
     out["real_estate"] = pa.table(
         {
             "property_id": codes("RE", ids, 11),
@@ -200,10 +206,19 @@ def assets(p: Columns, country: Country, extract: np.datetime64, ctx: dict) -> d
     cars = rng.poisson(np.clip(0.55 * np.exp(0.6 * lw), 0, 4))
     vrows = np.repeat(hh, cars)
     year = np.clip(2025 - rng.gamma(2, 5, len(vrows)) + 3 * lw[vrows], 1975, 2025).astype(int)
-    vvalue = np.round(4_000_000 * np.exp(0.5 * lw[vrows] + rng.normal(0, 0.45, len(vrows))) * np.exp(-(2025 - year) / 12), -3)
+    vvalue = np.round(
+        4_000_000
+        * np.exp(0.5 * lw[vrows] + rng.normal(0, 0.45, len(vrows)))
+        * np.exp(-(2025 - year) / 12),
+        -3,
+    )
     vids = ctx["vehicle_offset"] + np.arange(len(vrows))
     ctx["vehicle_offset"] += len(vrows)
-    vkind = np.where(~urban[vrows] & (rng.random(len(vrows)) < 0.1), 3, np.where(rng.random(len(vrows)) < 0.05, 1, 0))
+    vkind = np.where(
+        ~urban[vrows] & (rng.random(len(vrows)) < 0.1),
+        3,
+        np.where(rng.random(len(vrows)) < 0.05, 1, 0),
+    )
     out["vehicles"] = pa.table(
         {
             "vehicle_id": codes("VH", vids, 11),
@@ -229,7 +244,11 @@ def assets(p: Columns, country: Country, extract: np.datetime64, ctx: dict) -> d
     principal = np.round(base * np.exp(0.4 * lw[crow] + rng.normal(0, 0.5, len(crow))), -3)
     balance = np.round(principal * rng.uniform(0.05, 1.0, len(crow)), -2)
     term = np.array([180, 36, 60, 6])[ckind]
-    overdue = np.where(rng.random(len(crow)) < np.clip(0.07 * np.exp(-0.6 * lw[crow]), 0, 0.5), rng.integers(1, 400, len(crow)), 0)
+    overdue = np.where(
+        rng.random(len(crow)) < np.clip(0.07 * np.exp(-0.6 * lw[crow]), 0, 0.5),
+        rng.integers(1, 400, len(crow)),
+        0,
+    )
     cids = ctx["loan_offset"] + np.arange(len(crow))
     ctx["loan_offset"] += len(crow)
     opened = extract - rng.integers(30, 3000, len(crow)).astype("timedelta64[D]")
@@ -251,8 +270,12 @@ def assets(p: Columns, country: Country, extract: np.datetime64, ctx: dict) -> d
     out["deposits"] = pa.table(
         {
             "iin": fixed_strings(p["iin"][owner[drow]]),
-            "bank": pick(("Halyk", "Kaspi", "Otbasy", "Freedom", "Jusan"), rng.integers(0, 5, len(drow))),
-            "balance": pa.array(np.round(250_000 * np.exp(1.2 * lw[drow] + rng.normal(0, 1, len(drow))), -2)),
+            "bank": pick(
+                ("Halyk", "Kaspi", "Otbasy", "Freedom", "Jusan"), rng.integers(0, 5, len(drow))
+            ),
+            "balance": pa.array(
+                np.round(250_000 * np.exp(1.2 * lw[drow] + rng.normal(0, 1, len(drow))), -2)
+            ),
         }
     )
     # Agriculture: livestock of rural households.
@@ -274,9 +297,20 @@ def assets(p: Columns, country: Country, extract: np.datetime64, ctx: dict) -> d
     water = u[:, 0] < np.where(urban, 0.985, 0.82)
     sewer = u[:, 1] < np.where(urban, 0.93, 0.32)
     gas = u[:, 2] < np.where(urban, 0.62, 0.48)
-    heating = np.where(urban, np.where(u[:, 3] < 0.82, 0, 1), np.where(gas, 1, np.where(u[:, 3] < 0.97, 2, 3)))
-    rent = np.where(tenure == 1, np.round(np.clip(2500 * area * np.exp(0.2 * lw), 20_000, 900_000), -2), 0)
-    util = np.round(np.clip(area * np.where(urban, 420, 300) * np.exp(0.15 * lw + rng.normal(0, 0.2, n_hh)), 5_000, 400_000), -1)
+    heating = np.where(
+        urban, np.where(u[:, 3] < 0.82, 0, 1), np.where(gas, 1, np.where(u[:, 3] < 0.97, 2, 3))
+    )
+    rent = np.where(
+        tenure == 1, np.round(np.clip(2500 * area * np.exp(0.2 * lw), 20_000, 900_000), -2), 0
+    )
+    util = np.round(
+        np.clip(
+            area * np.where(urban, 420, 300) * np.exp(0.15 * lw + rng.normal(0, 0.2, n_hh)),
+            5_000,
+            400_000,
+        ),
+        -1,
+    )
     out["housing"] = pa.table(
         {
             "address_id": codes("ADR", hh + ctx["hh_offset"], 10),
@@ -317,7 +351,9 @@ def health(p: Columns, extract: np.datetime64, ctx: dict) -> pa.Table:
             "dispensary": pa.array(p["dispensary"][alive]),
             "long_illness": pa.array(p["long_illness"][alive]),
             "pregnant": pa.array(p["pregnant"][alive]),
-            "polyclinic_id": codes("PC", ctx["hh_district"][p["hh"][alive]] * 10 + p["hh"][alive] % 7, 6),
+            "polyclinic_id": codes(
+                "PC", ctx["hh_district"][p["hh"][alive]] * 10 + p["hh"][alive] % 7, 6
+            ),
         }
     )
 
@@ -330,7 +366,9 @@ def education(p: Columns, extract: np.datetime64, ctx: dict) -> pa.Table:
     level = np.where(level == 2, np.where(rng.random(len(rows)) < 0.35, 2, 3), level)
     age = p["age"][rows]
     start_age = np.array([1.5, 6.5, 16.5, 18])[level]
-    since = extract - (np.maximum(age - start_age, 0.05) * 365.25).astype(int).astype("timedelta64[D]")
+    since = extract - (np.maximum(age - start_age, 0.05) * 365.25).astype(int).astype(
+        "timedelta64[D]"
+    )
     return pa.table(
         {
             "iin": fixed_strings(p["iin"][rows]),

@@ -1,0 +1,38 @@
+# qamqor: the two commands of README.md, and the benchmarks.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FAMILIES ?= 20000
+DATA ?= data/nation
+
+.PHONY: install run test bench lint clean
+
+$(BIN)/qamqor: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: $(BIN)/qamqor
+
+## make run: install, generate a synthetic nation, run the daily pipeline
+run: install
+	$(BIN)/qamqor generate --out $(DATA) --families $(FAMILIES) --seed 1
+	$(BIN)/qamqor run $(DATA)
+	@echo "Look at: $(DATA)/calibration.json, $(DATA)/ingested/summary.json, $(DATA)/cards/families.parquet"
+	@echo "One family's card: $(BIN)/qamqor card FAMILY_ID $(DATA)"
+
+## make test: install and pass the whole suite (unit and integration)
+test: install
+	$(BIN)/ruff check qamqor tests
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/python bench/run.py
+
+lint: install
+	$(BIN)/ruff check qamqor tests
+	$(BIN)/ruff format --check qamqor tests
+
+clean:
+	rm -rf $(VENV) data bench/work

@@ -1,0 +1,48 @@
+"""The daily run, top to bottom: ingest the registry extracts, then build the family cards."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from qamqor.card.build import build_cards
+from qamqor.registries.ingest import ingest
+
+
+@dataclass
+class StageResult:
+    name: str
+    seconds: float
+    summary: str
+
+
+@dataclass
+class RunResult:
+    stages: list[StageResult] = field(default_factory=list)
+
+
+def run(data_dir: Path, on: date, progress=None) -> RunResult:
+    """Run every stage in order; `progress(stage_name)` is called as each one starts."""
+    result = RunResult()
+
+    def stage(name: str, fn) -> None:
+        if progress:
+            progress(name)
+        t = time.perf_counter()
+        summary = fn()
+        result.stages.append(StageResult(name, time.perf_counter() - t, summary))
+
+    def _ingest() -> str:
+        r = ingest(data_dir)
+        return f"{r.accepted:,} rows accepted, {r.quarantined:,} quarantined"
+
+    def _cards() -> str:
+        r = build_cards(data_dir, on)
+        changed = "" if r.changed is None else f", {r.changed:,} changed since the last card"
+        return f"{r.families:,} families, {r.people:,} people{changed}"
+
+    stage("ingest", _ingest)
+    stage("cards", _cards)
+    return result
