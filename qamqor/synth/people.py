@@ -244,6 +244,9 @@ def _link(
         ok = (a >= 0) & (b >= 0)
         spouse[a[ok]], spouse[b[ok]] = b[ok], a[ok]
 
+    # Clipped ages pile up on whole years: spread them over the year so birth dates differ.
+    whole = p["age"] == np.floor(p["age"])
+    p["age"] = np.where(whole, p["age"] + rng.uniform(0, 0.99, n), p["age"])
     birth = extract - _days(p["age"]) - np.timedelta64(1, "D")
     death = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
     dr = dead[dead >= 0]
