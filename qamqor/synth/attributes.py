@@ -13,7 +13,7 @@ import numpy as np
 from qamqor.countries import Country
 from qamqor.synth.people import CHILD, DECEASED, Columns
 
-SIGMA_LOW, SIGMA_HIGH = 0.30, 1.0  # log-income spread below / above the median
+SIGMA_LOW, SIGMA_HIGH = 0.285, 1.0  # log-income spread below / above the median
 HIDDEN_INCOME_SHARE = 0.02  # families with earners that hide most of their income
 DISABLED_CHILD, DISABLED_ADULT = 0.0179, 0.095
 

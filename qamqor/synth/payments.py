@@ -52,7 +52,7 @@ RATES = {
     "after_death": 0.35,  # of pensioners who died in the window: paid on after death
     "incompatible": 0.25,  # of disabled single mothers who lost the breadwinner
 }
-TAKE_UP = {"asp": 0.35, "disability": 0.87, "carer_disabled_child": 0.94, "exclusion": 0.04}
+TAKE_UP = {"asp": 0.31, "disability": 0.87, "carer_disabled_child": 0.94, "exclusion": 0.04}
 BREADWINNER_PM = (0.0, 0.92, 1.53, 2.14, 3.0)  # by number of dependents (approx.)
 LARGE_FAMILY_MRP = {4: 16.03, 5: 20.04, 6: 24.05, 7: 28.06}
 
@@ -228,7 +228,7 @@ def pay(
     asp_fams = np.concatenate([applicants, bad])
     # ASP to a hidden-income family is an error too.
     hid = applicants[np.isin(fr[applicants], np.unique(fr[p["hidden_income"]]))]
-    contract = p["able"] & np.isin(fr, fr[applicants]) & (rng.random(n) < 0.13)
+    contract = p["able"] & np.isin(fr, fr[applicants]) & (rng.random(n) < 0.135)
     return paid, {
         "excluded": excluded,
         "awarded": awarded,
