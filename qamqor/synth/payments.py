@@ -12,24 +12,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from qamqor.registries.schemas import MEASURES
 from qamqor.synth.arrow import codes, dates, fixed_strings, pick
 from qamqor.synth.people import CHILD, DECEASED, FIRST, Columns
 from qamqor.synth.registries import months_before
 
 PERIODS = 3  # months of payments in the extract
-MEASURES = (
-    "age_pension",
-    "asp",
-    "birth",
-    "childcare",
-    "large_family",
-    "awarded_mother",
-    "disability",
-    "breadwinner_loss",
-    "carer_disabled_child",
-    "carer_disabled_adult",
-    "housing_assistance",
-)
 M = {name: i for i, name in enumerate(MEASURES)}
 ERRORS = (
     "paid_after_death",
