@@ -74,6 +74,13 @@ def formation_sql(d: str) -> list[str]:
             LEFT JOIN head_key fk ON fk.iin = c.father_iin
             WHERE (c.age < 18 OR (c.age < 23 AND c.student) OR c.disabled)
               AND c.iin NOT IN (SELECT husband FROM couples UNION ALL SELECT wife FROM couples)
+              -- a parent of a child at their own address heads that child's family
+              AND c.iin NOT IN (
+                SELECT k.mother_iin FROM alive k JOIN alive pm ON pm.iin = k.mother_iin
+                WHERE pm.address_id = k.address_id
+                UNION ALL
+                SELECT k.father_iin FROM alive k JOIN alive pf ON pf.iin = k.father_iin
+                WHERE pf.address_id = k.address_id)
         )
         SELECT a.iin, coalesce(dep.parent_key, h.fkey) AS fkey,
                CASE WHEN dep.parent_key IS NOT NULL THEN 'child'

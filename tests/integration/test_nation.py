@@ -127,3 +127,26 @@ def test_failed_step_leaves_previous_cards(nation: Path) -> None:
     finally:
         pop.write_bytes(saved)
     assert _digest(nation / "cards") == before
+
+
+def test_card_partition_matches_truth(nation: Path) -> None:
+    """Almost no true family is split across cards, or merged with another, by the SPEC §5 rules."""
+    from qamqor.card.build import PSEUDONYM_KEY
+
+    split, merged = (
+        duckdb.connect()
+        .execute(
+            f"""
+        WITH t AS (SELECT true_family, substr(sha256('{PSEUDONYM_KEY}' || iin), 1, 16) AS pid
+                   FROM '{nation}/truth/persons.parquet' WHERE true_family >= 0),
+             j AS (SELECT t.true_family, m.family_id FROM t
+                   JOIN '{nation}/cards/members.parquet' m ON m.person_id = t.pid)
+        SELECT (SELECT count(*) FROM (SELECT true_family FROM j GROUP BY 1
+                                      HAVING count(DISTINCT family_id) > 1)),
+               (SELECT count(*) FROM (SELECT family_id FROM j GROUP BY 1
+                                      HAVING count(DISTINCT true_family) > 1))
+        """
+        )
+        .fetchone()
+    )
+    assert split <= 0.001 * FAMILIES and merged <= 0.002 * FAMILIES, (split, merged)
