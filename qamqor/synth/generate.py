@@ -234,9 +234,7 @@ def _label_asp(p: dict, paid: payments.Paid, truth: dict) -> None:
     err = cols["error"].copy()
     err[hidden] = payments.ERRORS.index("hidden_income")
     err[member] = payments.ERRORS.index("hidden_household_member")
-    paid.error = [err]
-    for k in ("row", "measure", "period", "amount", "region"):
-        setattr(paid, k, [cols[k]])
+    paid.replace(cols, error=err)
 
 
 def _duplicate_identities(
@@ -338,9 +336,7 @@ def _plant_commercial(
     err[np.isin(cols["row"], owners) & (cols["measure"] == payments.M["asp"])] = (
         payments.ERRORS.index("asp_commercial_property")
     )
-    paid.error = [err]
-    for k in ("row", "measure", "period", "amount", "region"):
-        setattr(paid, k, [cols[k]])
+    paid.replace(cols, error=err)
     count = rng.integers(1, 13, len(owners))
     rows = np.repeat(owners, count)
     ids = ctx["property_offset"] + np.arange(len(rows))

@@ -72,6 +72,11 @@ class Paid:
     def columns(self) -> dict[str, np.ndarray]:
         return {k: np.concatenate(getattr(self, k)) for k in self.__dataclass_fields__}
 
+    def replace(self, cols: dict[str, np.ndarray], **changed: np.ndarray) -> None:
+        """Collapse to the given whole columns, with some of them changed."""
+        for k in self.__dataclass_fields__:
+            setattr(self, k, [changed.get(k, cols[k])])
+
 
 def family_view(p: Columns) -> dict[str, np.ndarray]:
     """Per-person arrays of their family's counts (index by family_row)."""
@@ -248,23 +253,12 @@ def plant_duplicates(
             ERRORS.index(err),
         )
     cols = paid.columns()
-    wrong = np.nonzero(
-        (rng.random(len(cols["row"])) < RATES["wrong_amount"]) & (cols["error"] < 0)
-    )[0]
-    paid.amount = [
-        np.where(
-            np.isin(np.arange(len(cols["row"])), wrong),
-            np.round(cols["amount"] * 1.6),
-            cols["amount"],
-        )
-    ]
-    paid.error = [
-        np.where(
-            np.isin(np.arange(len(cols["row"])), wrong), ERRORS.index("wrong_amount"), cols["error"]
-        )
-    ]
-    for name in ("row", "measure", "period", "region"):
-        setattr(paid, name, [cols[name]])
+    wrong = (rng.random(len(cols["row"])) < RATES["wrong_amount"]) & (cols["error"] < 0)
+    paid.replace(
+        cols,
+        amount=np.where(wrong, np.round(cols["amount"] * 1.6), cols["amount"]),
+        error=np.where(wrong, ERRORS.index("wrong_amount"), cols["error"]),
+    )
 
 
 def payment_table(
