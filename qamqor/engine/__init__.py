@@ -55,3 +55,41 @@ def atomic_dir(final: Path) -> Iterator[Path]:
         final.rename(old)
     tmp.rename(final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+ENGINES = ("duckdb", "spark")
+
+
+class EngineError(RuntimeError):
+    """An unknown engine, or a query the engine rejected."""
+
+
+def run_query(sql: str, tables: dict[str, Path], out: Path, engine: str = "duckdb") -> int:
+    """Run one SELECT (DuckDB dialect, CTEs allowed) over Parquet inputs; write `out` as Parquet.
+
+    `tables` maps the names the query uses to Parquet files. On Spark the query is transpiled by
+    SQLGlot (see `qamqor.engine.spark`). Returns the number of rows written. `out` is written to
+    a temporary name first and renamed, so a failed query leaves any previous file intact.
+    """
+    if engine not in ENGINES:
+        raise EngineError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        if engine == "spark":
+            from qamqor.engine.spark import run_query_spark
+
+            rows = run_query_spark(sql, tables, tmp)
+        else:
+            con = connect()
+            for name, path in tables.items():
+                con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({sql_path(path)})")
+            con.execute(f"COPY ({sql}) TO {sql_path(tmp)} (FORMAT parquet, COMPRESSION zstd)")
+            rows = con.execute(f"SELECT count(*) FROM read_parquet({sql_path(tmp)})").fetchone()[0]
+            con.close()
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    tmp.replace(out)
+    return rows
