@@ -13,7 +13,7 @@ from rich.table import Table
 
 app = typer.Typer(help="qamqor: the Digital Family Card and social-protection platform.")
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # error messages keep paths on one line
 
 
 def _fail(message: str) -> None:
@@ -131,6 +131,7 @@ def card(family_id: str, data_dir: Path, as_json: bool = typer.Option(False, "--
 @app.command("run")
 def run_cmd(data_dir: Path, on: str = typer.Option(None, "--date", help="Run date")) -> None:
     """The daily run: every stage in order, with a closing summary."""
+    from qamqor.levels.methodology import MethodologyError
     from qamqor.pipeline import run
     from qamqor.registries.ingest import IngestError
 
@@ -138,13 +139,173 @@ def run_cmd(data_dir: Path, on: str = typer.Option(None, "--date", help="Run dat
     try:
         with console.status("running") as status:
             r = run(data_dir, when, progress=lambda s: status.update(f"stage: {s}"))
-    except (IngestError, FileNotFoundError) as e:
+    except (IngestError, FileNotFoundError, MethodologyError) as e:
         _fail(str(e))
     table = Table("stage", "seconds", "result", title=f"Daily run {when}")
     for s in r.stages:
         table.add_row(s.name, f"{s.seconds:.1f}", s.summary)
     console.print(table)
     console.print(f"Cards: {data_dir}/cards/families.parquet · quarantine: {data_dir}/quarantine/")
+    console.print(f"Levels: {data_dir}/levels/families.parquet, summary.json")
+
+
+# --- well-being levels (SPEC §6) ---------------------------------------------------------------
+
+
+def _card_date(data_dir: Path, on: str | None) -> date:
+    from qamqor.levels.compute import card_dates
+
+    if on:
+        return _date(on)
+    dates = card_dates(data_dir)
+    if not dates:
+        _fail(f"no family cards in {data_dir}: run `qamqor cards` first")
+    return dates[-1]
+
+
+def _methodology(path: Path | None, on: date):
+    from qamqor.levels.methodology import MethodologyError, load_methodology, methodology_in_force
+
+    try:
+        return load_methodology(path) if path else methodology_in_force(on)
+    except MethodologyError as e:
+        _fail(str(e))
+
+
+ENGINE = typer.Option("duckdb", "--engine", help="Batch engine: duckdb or spark")
+METHODOLOGY = typer.Option(None, "--methodology", help="Methodology file (default: in force)")
+
+
+@app.command()
+def levels(
+    data_dir: Path,
+    on: str = typer.Option(None, "--date", help="Card date (default: the latest)"),
+    engine: str = ENGINE,
+    methodology: Path = METHODOLOGY,
+) -> None:
+    """Rank every family A–E by the methodology in force; write DIR/levels/."""
+    from qamqor.engine import EngineError
+    from qamqor.levels.compute import compute_levels
+
+    when = _card_date(data_dir, on)
+    m = _methodology(methodology, when)
+    try:
+        with console.status(f"levels for {when} ({m.id} {m.version}, {engine})"):
+            r = compute_levels(data_dir, when, engine=engine, methodology=m)
+    except (FileNotFoundError, EngineError) as e:
+        _fail(str(e))
+    table = Table("level", "families", title=f"Levels {when} · {m.id} {m.version}")
+    for level, n in r.counts.items():
+        table.add_row(level, f"{n:,}")
+    console.print(table)
+    console.print(f"→ {data_dir}/levels/families.parquet, summary.json")
+
+
+def _print_explanation(e) -> None:
+    table = Table(
+        "dimension", "indicator", "value", "cut-off", "deprived", "weight", "points",
+        title=f"Family {e.family_id} · {e.date} · {e.methodology}",
+    )  # fmt: skip
+    for i in e.indicators:
+        value = f"{i.value:.4g}" if isinstance(i.value, float) else str(i.value)
+        if not i.applies:
+            value += " (n/a)"
+        table.add_row(
+            i.dimension, i.name, value, i.cutoff, "yes" if i.deprived else "no",
+            f"{i.weight:g}", f"{i.points:g}",
+        )  # fmt: skip
+    console.print(table)
+    bands = ", ".join(f"{b['level']} [{b['from']:g}, {b['to']:g})" for b in e.bands)
+    console.print(f"Score {e.score:g} = sum of points ({e.deprivations} deprivations); {bands}")
+    if e.emergency_trigger:
+        console.print(f"Emergency trigger: {e.trigger_name} ({e.emergency_trigger}) → level E")
+    console.print(f"[bold]Level {e.level}[/bold]")
+
+
+@app.command()
+def explain(
+    family_id: str,
+    data_dir: Path,
+    on: str = typer.Option(None, "--date", help="Card date (default: the latest)"),
+    as_json: bool = typer.Option(False, "--json"),
+    lang: str = typer.Option("en", "--lang", help="kk, ru or en"),
+    methodology: Path = METHODOLOGY,
+) -> None:
+    """Explain a family's level: every indicator's value, cut-off, weight and points."""
+    from qamqor.levels.explain import explain_family
+
+    when = _card_date(data_dir, on)
+    m = _methodology(methodology, when)
+    try:
+        e = explain_family(data_dir, family_id, when, m, lang)
+    except (FileNotFoundError, KeyError) as ex:
+        _fail(str(ex.args[0]) if isinstance(ex, KeyError) else str(ex))
+    if as_json:
+        print(json.dumps(e.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        _print_explanation(e)
+
+
+@app.command()
+def evaluate(
+    family_json: Path,
+    on: str = typer.Option(None, "--date", help="Evaluation date (default: today)"),
+    as_json: bool = typer.Option(False, "--json"),
+    lang: str = typer.Option("en", "--lang", help="kk, ru or en"),
+    methodology: Path = METHODOLOGY,
+) -> None:
+    """Evaluate a hypothetical family given as a card JSON document (see docs/methodology.md)."""
+    from qamqor.levels.explain import FamilyDocError, evaluate_family
+
+    when = _date(on) if on else date.today()
+    m = _methodology(methodology, when)
+    try:
+        doc = json.loads(family_json.read_text(encoding="utf-8"))
+        e = evaluate_family(doc, when, m, lang)
+    except OSError as ex:
+        _fail(f"cannot read {family_json}: {ex.strerror}")
+    except json.JSONDecodeError as ex:
+        _fail(f"{family_json}: not valid JSON: {ex}")
+    except FamilyDocError as ex:
+        _fail(f"{family_json}: {ex}")
+    if as_json:
+        print(json.dumps(e.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        _print_explanation(e)
+
+
+@app.command("compare-methodology")
+def compare_methodology(
+    old: Path,
+    new: Path,
+    data_dir: Path,
+    on: str = typer.Option(None, "--date", help="Card date (default: the latest)"),
+    top: int = typer.Option(20, help="How many of the biggest movers to list"),
+    out: Path = typer.Option(None, help="JSON report (default DIR/levels/comparison.json)"),
+) -> None:
+    """Level transition matrix between two methodology files, by region, and top movers."""
+    from qamqor.levels.compare import compare_methodologies
+
+    when = _card_date(data_dir, on)
+    a, b = _methodology(old, when), _methodology(new, when)
+    try:
+        r = compare_methodologies(a, b, data_dir, when, top=top)
+    except FileNotFoundError as e:
+        _fail(str(e))
+    out = out or data_dir / "levels" / "comparison.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(r, indent=2, ensure_ascii=False, default=str))
+    table = Table("old \\ new", *r["matrix"]["A"].keys(), title=f"{a.version} → {b.version}")
+    for lv, row in r["matrix"].items():
+        table.add_row(lv, *(f"{n:,}" for n in row.values()))
+    console.print(table)
+    console.print(f"{r['families_changing_level']:,} of {r['families']:,} families change level")
+    for mv in r["top_movers"][:10]:
+        console.print(
+            f"  {mv['family_id']} {mv['region']}: {mv['old_level']} {mv['old_score']:g} → "
+            f"{mv['new_level']} {mv['new_score']:g}"
+        )
+    console.print(f"→ {out}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The daily run, top to bottom: ingest the registry extracts, then build the family cards."""
+"""The daily run, top to bottom: ingest the registry extracts, build the family cards, rank
+the families into well-being levels."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 from qamqor.card.build import build_cards
+from qamqor.levels.compute import compute_levels
 from qamqor.registries.ingest import ingest
 
 
@@ -43,6 +45,12 @@ def run(data_dir: Path, on: date, progress=None) -> RunResult:
         changed = "" if r.changed is None else f", {r.changed:,} changed since the last card"
         return f"{r.families:,} families, {r.people:,} people{changed}"
 
+    def _levels() -> str:
+        r = compute_levels(data_dir, on)
+        counts = " ".join(f"{k} {v:,}" for k, v in r.counts.items())
+        return f"{r.methodology.id} {r.methodology.version}: {counts}"
+
     stage("ingest", _ingest)
     stage("cards", _cards)
+    stage("levels", _levels)
     return result

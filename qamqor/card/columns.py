@@ -1,0 +1,75 @@
+"""The columns of `cards/families.parquet`: the indicators a methodology or a rule may use.
+
+One declaration, checked against the built card by the integration tests, so that a methodology
+or a hypothetical family (`qamqor evaluate`) is validated without reading any data.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+Kind = Literal["int", "float", "bool", "text"]
+
+FAMILY_COLUMNS: dict[str, Kind] = {
+    "family_id": "text",
+    "region": "text",
+    "district": "text",
+    "urban": "bool",
+    "language": "text",
+    "members": "int",
+    "children": "int",
+    "infants": "int",
+    "children_1_6": "int",
+    "children_under_7": "int",
+    "dependent_children": "int",
+    "students": "int",
+    "women": "int",
+    "men": "int",
+    "pensioners": "int",
+    "disabled": "int",
+    "disabled_children": "int",
+    "disabled_group1": "int",
+    "disabled_group2": "int",
+    "disabled_group3": "int",
+    "able_bodied": "int",
+    "working": "int",
+    "school_age_not_enrolled": "int",
+    "preschool_not_enrolled": "int",
+    "wages_3m": "float",
+    "wages_12m": "float",
+    "self_employment_3m": "float",
+    "self_employment_12m": "float",
+    "pensions_3m": "float",
+    "benefits_3m": "float",
+    "contributions_12m": "float",
+    "youngest_adult_age": "int",
+    "income_per_capita_3m": "float",
+    "income_per_capita_12m": "float",
+    "dependency_ratio": "float",
+    "dwellings": "float",
+    "commercial": "float",
+    "land_plots": "float",
+    "property_value": "float",
+    "vehicles": "float",
+    "vehicle_value": "float",
+    "debt": "float",
+    "loan_payments": "float",
+    "max_overdue_days": "int",
+    "overdue_debt": "float",
+    "microcredit_debt": "float",
+    "non_mortgage_debt": "float",
+    "deposits": "float",
+    "large_livestock": "float",
+    "small_livestock": "float",
+    "registered_unemployed": "int",
+    "social_contract": "int",
+    "tenure": "text",
+    "housing_area_m2": "float",
+    "area_per_person": "float",
+    "water": "bool",
+    "sewerage": "bool",
+    "gas": "bool",
+    "heating": "text",
+    "internet": "bool",
+    "housing_costs": "float",
+}
