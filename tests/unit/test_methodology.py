@@ -222,3 +222,14 @@ def test_an_emergency_trigger_always_yields_e(family: dict, trigger: str) -> Non
     e = evaluate_family({**family, **forced}, ON)
     assert e.level == "E"
     assert e.emergency_trigger is not None
+
+
+def test_the_documented_example_family_evaluates() -> None:
+    import json
+    import re
+
+    doc = (Path(__file__).parents[2] / "docs" / "methodology.md").read_text(encoding="utf-8")
+    example = re.search(r"```json\n(.*?)```", doc, re.S)
+    assert example is not None
+    e = evaluate_family(json.loads(example.group(1)), ON)
+    assert (e.score, e.level) == (55.0, "E")
