@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from qamqor.countries import Country
-from qamqor.synth.people import CHILD, DECEASED, Columns
+from qamqor.synth.people import ADULT_CHILD, CHILD, DECEASED, Columns
 
-SIGMA_LOW, SIGMA_HIGH = 0.285, 1.0  # log-income spread below / above the median
+SIGMA_LOW, SIGMA_HIGH = 0.25, 1.0  # log-income spread below / above the median
 HIDDEN_INCOME_SHARE = 0.02  # families with earners that hide most of their income
-DISABLED_CHILD, DISABLED_ADULT = 0.0179, 0.095
+DISABLED_CHILD, DISABLED_ADULT = 0.0179, 0.089
 
 
 def add_attributes(
@@ -41,6 +41,8 @@ def add_attributes(
     p_dis = np.where(adult, DISABLED_ADULT * np.clip((age - 10) / 40, 0.5, 1.3), DISABLED_CHILD)
     p_dis = np.where(pension_age, 0.015, p_dis)
     disabled = alive & (rng.random(n) < p_dis)
+    # SPEC §5: an adult child at the parents' address is in their family exactly when disabled.
+    disabled = np.where(p["role"] == ADULT_CHILD, p["dependant"], disabled)
     group = np.where(disabled & adult, _groups(rng, n), 0)
     p["disabled"] = disabled
     p["disability_group"] = group.astype(np.int8)
@@ -95,7 +97,7 @@ def _incomes(rng: np.random.Generator, p: Columns, country: Country) -> None:
     mean_income = np.array([r.mean_income_per_capita for r in country.regions])[region]
     z = rng.standard_normal(nf)
     shock = np.exp(np.where(z < 0, SIGMA_LOW, SIGMA_HIGH) * z)
-    size_factor = (np.maximum(size, 1) / 3.1) ** -0.5 * np.exp(-0.1 * np.maximum(size - 4, 0))
+    size_factor = (np.maximum(size, 1) / 3.1) ** -0.5 * np.exp(-0.15 * np.maximum(size - 4, 0))
     pc = mean_income * shock * size_factor * np.where(urban, 1.12, 0.8)
     # Pensions: base + solidarity part, never below the minimum pension.
     pension = np.where(

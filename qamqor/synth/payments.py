@@ -40,7 +40,8 @@ RATES = {
     "after_death": 0.35,  # of pensioners who died in the window: paid on after death
     "incompatible": 0.25,  # of disabled single mothers who lost the breadwinner
 }
-TAKE_UP = {"asp": 0.31, "disability": 0.87, "carer_disabled_child": 0.94, "exclusion": 0.04}
+TAKE_UP = {"asp": 0.33, "disability": 0.92, "carer_disabled_child": 0.94, "exclusion": 0.04}
+SOCIAL_CONTRACT_SHARE = 8.3 / 48  # of ASP families: employed through a social contract (SPEC §2)
 BREADWINNER_PM = (0.0, 0.92, 1.53, 2.14, 3.0)  # by number of dependents (approx.)
 LARGE_FAMILY_MRP = {4: 16.03, 5: 20.04, 6: 24.05, 7: 28.06}
 
@@ -171,7 +172,7 @@ def pay(
     paid.add(lf, M["large_family"], lf_mrp * mrp)
     # Awarded mothers: mothers of 5+ children now, and older mothers of many grown children.
     older = (
-        alive & p["female"] & (p["age"] >= 45) & (rng.random(n) < np.where(p["urban"], 0.035, 0.09))
+        alive & p["female"] & (p["age"] >= 45) & (rng.random(n) < np.where(p["urban"], 0.043, 0.11))
     )
     awarded = (first & p["female"] & (kids >= 6)) | older
     aw = np.nonzero(awarded)[0]
@@ -189,7 +190,8 @@ def pay(
         np.where(order[in_window] >= 4, 63, 38) * mrp,
         np.searchsorted(periods, bmonth[in_window]),
     )
-    cc = ~p["employed"][mom] & (rng.random(len(mom)) < 0.5)  # the rest are insured
+    # Mothers outside compulsory social insurance: not employed, or self-employed.
+    cc = ~p["employed"][mom] | p["self_employed"][mom]
     cc_rows = proactive(np.nonzero(cc)[0], "childcare")
     cc_mrp = np.array([0, 5.76, 6.81, 7.85, 8.90])[order[cc_rows]]
     paid.add(mom[cc_rows], M["childcare"], cc_mrp * mrp)
@@ -221,7 +223,12 @@ def pay(
     asp_fams = np.concatenate([applicants, bad])
     # ASP to a hidden-income family is an error too.
     hid = applicants[np.isin(fr[applicants], np.unique(fr[p["hidden_income"]]))]
-    contract = p["able"] & np.isin(fr, fr[applicants]) & (rng.random(n) < 0.135)
+    # Social contracts: a fixed share of ASP families, one able-bodied member each.
+    able = np.nonzero(p["able"] & np.isin(fr, fr[applicants]))[0]
+    able = able[np.unique(fr[able], return_index=True)[1]]
+    k = min(round(SOCIAL_CONTRACT_SHARE * len(asp_fams)), len(able))
+    contract = np.zeros(n, dtype=bool)
+    contract[rng.choice(able, size=k, replace=False)] = True
     return paid, {
         "excluded": excluded,
         "awarded": awarded,
