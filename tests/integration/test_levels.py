@@ -176,3 +176,20 @@ def test_a_broken_methodology_leaves_previous_results_untouched(
     assert r.exit_code == 1
     assert "weights sum to 99, but total_weight declares 100" in r.output
     assert digest() == before
+
+
+def test_spark_and_duckdb_agree_on_every_family(nation: Path, tmp_path: Path) -> None:
+    other = tmp_path / "spark"
+    (other / "cards").mkdir(parents=True)
+    (other / "cards" / "history").symlink_to(nation / "cards" / "history")
+    r = runner.invoke(app, ["levels", str(other), "--engine", "spark"])
+    assert r.exit_code == 0, r.output
+    duck, spark = nation / "levels" / "families.parquet", other / "levels" / "families.parquet"
+    assert pq.read_schema(duck).names == pq.read_schema(spark).names
+    [(n,)] = _sql(f"SELECT count(*) FROM '{spark}'")
+    assert n == _sql(f"SELECT count(*) FROM '{duck}'")[0][0]
+    [(differ,)] = _sql(
+        f"SELECT count(*) FROM (SELECT * FROM '{duck}' EXCEPT ALL SELECT * FROM '{spark}')"
+    )
+    assert n > 0 and differ == 0
+    assert json.loads((other / "levels" / "summary.json").read_text())["engine"] == "spark"
