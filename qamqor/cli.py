@@ -230,11 +230,25 @@ def explain(
     as_json: bool = typer.Option(False, "--json"),
     lang: str = typer.Option("en", "--lang", help="kk, ru or en"),
     methodology: Path = METHODOLOGY,
+    measure: str = typer.Option(None, "--measure", help="Explain a support measure instead"),
 ) -> None:
     """Explain a family's level: every indicator's value, cut-off, weight and points."""
     from qamqor.levels.explain import explain_family
 
     when = _card_date(data_dir, on)
+    if measure:
+        from qamqor.measures.explain import explain_measures
+        from qamqor.measures.show import print_measure
+
+        try:
+            [me] = explain_measures(data_dir, family_id, when, [measure], lang=lang)
+        except (FileNotFoundError, KeyError) as ex:
+            _fail(str(ex.args[0]) if isinstance(ex, KeyError) else str(ex))
+        if as_json:
+            print(json.dumps(me.as_dict(), ensure_ascii=False, indent=2, default=str))
+        else:
+            print_measure(me, console)
+        return
     m = _methodology(methodology, when)
     try:
         e = explain_family(data_dir, family_id, when, m, lang)
@@ -253,15 +267,19 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json"),
     lang: str = typer.Option("en", "--lang", help="kk, ru or en"),
     methodology: Path = METHODOLOGY,
+    median: float = typer.Option(0.0, "--median-income", help="For the poverty line (SPEC §8)"),
 ) -> None:
     """Evaluate a hypothetical family given as a card JSON document (see docs/methodology.md)."""
-    from qamqor.levels.explain import FamilyDocError, evaluate_family
+    from qamqor.levels.explain import FamilyDocError, evaluate_family, family_table
+    from qamqor.measures.explain import evaluate_measures
+    from qamqor.measures.show import print_measure
 
     when = _date(on) if on else date.today()
     m = _methodology(methodology, when)
     try:
         doc = json.loads(family_json.read_text(encoding="utf-8"))
         e = evaluate_family(doc, when, m, lang)
+        measures = evaluate_measures(family_table(doc, m), when, median, lang=lang)
     except OSError as ex:
         _fail(f"cannot read {family_json}: {ex.strerror}")
     except json.JSONDecodeError as ex:
@@ -269,9 +287,36 @@ def evaluate(
     except FamilyDocError as ex:
         _fail(f"{family_json}: {ex}")
     if as_json:
-        print(json.dumps(e.as_dict(), ensure_ascii=False, indent=2))
+        out = {**e.as_dict(), "measures": [x.as_dict() for x in measures]}
+        print(json.dumps(out, ensure_ascii=False, indent=2, default=str))
     else:
         _print_explanation(e)
+        for x in measures:
+            if x.in_force and (x.region is None or x.region == doc.get("region")):
+                print_measure(x, console)
+
+
+@app.command()
+def entitlements(
+    data_dir: Path,
+    on: str = typer.Option(None, "--date", help="Card date (default: the latest)"),
+    engine: str = ENGINE,
+    switch: list[str] = typer.Option([], "--switch", help="Turn a switchable rule on: NAME"),
+) -> None:
+    """Every support measure for every family and person; write DIR/entitlements/."""
+    from qamqor.engine import EngineError
+    from qamqor.measures.catalogue import MeasureError
+    from qamqor.measures.compute import compute_entitlements
+    from qamqor.measures.show import print_summary
+
+    when = _card_date(data_dir, on)
+    try:
+        with console.status(f"entitlements for {when} ({engine})"):
+            r = compute_entitlements(data_dir, when, engine, {s: True for s in switch})
+    except (FileNotFoundError, EngineError, MeasureError) as e:
+        _fail(str(e))
+    print_summary(r.summary, console)
+    console.print(f"→ {data_dir}/entitlements/entitlements.parquet, summary.json")
 
 
 @app.command("compare-methodology")
@@ -306,6 +351,71 @@ def compare_methodology(
             f"{mv['new_level']} {mv['new_score']:g}"
         )
     console.print(f"→ {out}")
+
+
+# --- scoring model (SPEC §7): hidden income and the vulnerability & resilience score ---------
+
+
+@app.command()
+def scores(
+    data_dir: Path,
+    on: str = typer.Option(None, "--date", help="Scoring date (default: the extract date)"),
+    engine: str = typer.Option("duckdb", "--engine", help="Batch engine: duckdb or spark"),
+    retrain: bool = typer.Option(False, "--retrain", help="Train the model even if saved"),
+) -> None:
+    """Hidden-income model and the 23-criteria score; write DIR/scores/."""
+    from qamqor.engine import EngineError
+    from qamqor.scoring.hidden_income import run_hidden_income
+    from qamqor.scoring.score import load_criteria, run_scores
+
+    if not (data_dir / "cards" / "families.parquet").exists():
+        _fail(f"{data_dir / 'cards' / 'families.parquet'} not found: run `qamqor run` first")
+    when = _date(on) if on else _extract_date(data_dir)
+    steps = ("features", "training", "predicting", "scores")
+    try:
+        with _progress() as bar:
+            task = bar.add_task("scoring", total=len(steps))
+
+            def step(message: str) -> None:
+                bar.update(task, description=message)
+                bar.advance(task)
+
+            h = run_hidden_income(data_dir, engine=engine, retrain=retrain, progress=step)
+            step("scores: 23 criteria")
+            r = run_scores(data_dir, when, engine=engine)
+    except (FileNotFoundError, EngineError, ValueError) as e:
+        _fail(str(e))
+    m = h.metrics
+    how = "trained" if h.trained else "loaded"
+    console.print(f"Hidden-income model {how}: {h.flagged:,} of {h.families:,} families flagged")
+    if m:
+        console.print(
+            f"  held-out R² {m['held_out_r2']:.3f}, MAE {m['held_out_mae_log']:.3f} (log), "
+            f"trained on {sum(m['training_rows_per_fold']):,} observed families"
+        )
+    table = Table("category", "families", title=f"Scores {when}")
+    for c in load_criteria().categories:
+        table.add_row(c.name, f"{r.by_category.get(c.code, 0):,}")
+    console.print(table)
+    console.print(f"→ {data_dir}/scores/families.parquet, hidden_income.parquet, model/")
+
+
+@app.command("scores-eval")
+def scores_eval(data_dir: Path) -> None:
+    """Hidden-income flags against the planted truth; write DIR/scores/evaluation.json."""
+    from qamqor.scoring.evaluate import evaluate as evaluate_scores
+
+    try:
+        e = evaluate_scores(data_dir)
+    except FileNotFoundError as ex:
+        _fail(str(ex))
+    console.print(
+        f"precision {e['precision']:.3f}, recall {e['recall']:.3f}, F1 {e['f1']:.3f} "
+        f"({e['flagged']:,} flagged, {e['hidden_income_families']:,} hiding income)"
+    )
+    best = ", ".join(f"{r}: {p:.3f}" for r, p in e["best_precision_at_recall"].items())
+    console.print(f"best precision at recall ≥ {best}")
+    console.print(f"→ {data_dir}/scores/evaluation.json")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """The daily run, top to bottom: ingest the registry extracts, build the family cards, rank
-the families into well-being levels."""
+the families into well-being levels, find every family's entitlements."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from qamqor.card.build import build_cards
 from qamqor.levels.compute import compute_levels
+from qamqor.measures.compute import compute_entitlements
 from qamqor.registries.ingest import ingest
 
 
@@ -50,7 +51,14 @@ def run(data_dir: Path, on: date, progress=None) -> RunResult:
         counts = " ".join(f"{k} {v:,}" for k, v in r.counts.items())
         return f"{r.methodology.id} {r.methodology.version}: {counts}"
 
+    def _entitlements() -> str:
+        r = compute_entitlements(data_dir, on)
+        ms = r.summary["measures"]
+        cost = sum(m["annual_cost"] for m in ms.values())
+        return f"{r.rows:,} entitlements in {len(ms)} measures, {cost / 1e9:,.1f} bn a year"
+
     stage("ingest", _ingest)
     stage("cards", _cards)
     stage("levels", _levels)
+    stage("entitlements", _entitlements)
     return result

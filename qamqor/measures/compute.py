@@ -1,0 +1,460 @@
+"""National entitlements: every measure in force, for every family and person, in one SELECT.
+
+Three steps, all SQL:
+1. `facts`: the per-person facts the card does not hold yet (birth order, the mother's
+   insurance, a deceased parent, long illness, awards, ASP received) from the ingested
+   registries, joined to the card's pseudonymous ids (DuckDB). Written beside the output.
+2. The dated values of the run date: MRP, regional PM, poverty line (SPEC §8: from 2025,
+   max(35 % of the previous quarter's median per-capita income from the card, 70 % of the
+   regional PM)), housing shares — as literals in the SQL.
+3. `entitlements_sql`: one SELECT over `cards`, `family_facts` and `persons`: for each measure
+   its conditions and amount, then incompatible measures resolved (the larger amount stays).
+   It runs on DuckDB or Spark (`qamqor.engine.run_query`); `qamqor.measures.explain` runs the
+   same conditions over one family.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import sqlglot
+from sqlglot import exp
+
+from qamqor.card.build import _pseudo
+from qamqor.countries import Country, NotInForceError, load_country
+from qamqor.engine import atomic_dir, connect, run_query, sql_path
+from qamqor.expressions import check_expression
+from qamqor.levels.compute import card_dates, card_path
+from qamqor.measures.catalogue import (
+    FAMILY_FACTS,
+    PERSON_FACTS,
+    Catalogue,
+    Measure,
+    load_catalogue,
+)
+
+ANNUAL = {"monthly": 12, "quarterly": 4, "once": 1}
+FAMILIES_NATIONAL = 6_300_000  # SPEC §2: families in the Digital Family Card
+INGESTED = ("population", "health", "income", "awards", "education", "payments")
+
+
+def _num(x: float | None) -> str:
+    return "CAST(NULL AS DOUBLE)" if x is None else f"CAST({float(x)!r} AS DOUBLE)"
+
+
+def expr_sql(text: str, names) -> str:
+    """A checked expression as SQL with every numeric literal cast to DOUBLE (same arithmetic
+    on DuckDB and Spark)."""
+    tree = check_expression(text, names)
+
+    def cast(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Literal) and not node.is_string:
+            return sqlglot.parse_one(f"CAST({node.this} AS DOUBLE)")
+        return node
+
+    return f"({tree.transform(cast).sql('duckdb')})"
+
+
+# --- 1. person and family facts -----------------------------------------------------------------
+
+
+def facts_sql(on: date, pension_age_men: float, pension_age_women: float) -> tuple[str, str]:
+    """Two SELECTs (DuckDB, over the ingested registries and `members`): per-person facts and
+    their family aggregates."""
+    d = f"DATE '{on.isoformat()}'"
+    m3 = f"{d} - INTERVAL 3 MONTH"
+    months = (
+        f"(date_diff('month', p.birth_date, {d}) - CASE WHEN day(p.birth_date) > day({d}) "
+        f"THEN 1 ELSE 0 END)"
+    )
+    persons = f"""
+    WITH pop AS (
+        SELECT iin, {_pseudo("iin")} AS person_id, birth_date, father_iin, mother_iin,
+               death_date IS NOT NULL AND death_date <= {d} AS dead,
+               row_number() OVER (PARTITION BY coalesce(mother_iin, iin)
+                                  ORDER BY birth_date, iin) AS birth_order
+        FROM population
+    ),
+    h AS (
+        SELECT iin, max(CASE WHEN disability_since IS NULL OR disability_since <= {d}
+                        THEN coalesce(disability_group, 0) ELSE 0 END) AS disability_group,
+               bool_or(coalesce(long_illness, FALSE)) AS long_ill
+        FROM health GROUP BY iin
+    ),
+    ins AS (SELECT DISTINCT iin FROM income
+            WHERE period >= {m3} AND period < {d} AND social_contribution > 0),
+    aw AS (
+        SELECT iin, CASE max(CASE award WHEN 'mother_heroine' THEN 3 WHEN 'altyn_alka' THEN 2
+                                        WHEN 'kumis_alka' THEN 1 ELSE 0 END)
+                    WHEN 3 THEN 'mother_heroine' WHEN 2 THEN 'altyn_alka'
+                    WHEN 1 THEN 'kumis_alka' END AS award
+        FROM awards WHERE award_date <= {d} GROUP BY iin
+    ),
+    stu AS (SELECT DISTINCT iin FROM education
+            WHERE full_time AND level IN ('college', 'university')),
+    asp AS (SELECT iin, sum(amount) / 3 AS asp_3m FROM payments
+            WHERE measure = 'asp' AND period >= {m3} AND period < {d} GROUP BY iin)
+    SELECT m.person_id, m.family_id, m.role AS person_role, m.sex AS person_sex,
+           m.age AS person_age, {months} AS person_age_months,
+           coalesce(h.disability_group, 0) AS person_disability_group,
+           stu.iin IS NOT NULL AS person_student,
+           (m.sex = 'M' AND m.age >= {pension_age_men})
+             OR (m.sex = 'F' AND m.age >= {pension_age_women}) AS person_pension_age,
+           ins.iin IS NOT NULL AS person_insured,
+           mi.iin IS NOT NULL AS person_mother_insured,
+           aw.award AS person_award,
+           CASE WHEN p.mother_iin IS NULL THEN 1 ELSE p.birth_order END AS person_birth_order,
+           coalesce(h.long_ill, FALSE) AS person_long_ill,
+           coalesce(f.dead, FALSE) OR coalesce(mo.dead, FALSE) AS person_parent_died,
+           coalesce(asp.asp_3m, 0) AS asp_3m
+    FROM members m
+    JOIN pop p ON p.person_id = m.person_id
+    LEFT JOIN h ON h.iin = p.iin
+    LEFT JOIN ins ON ins.iin = p.iin
+    LEFT JOIN ins mi ON mi.iin = p.mother_iin
+    LEFT JOIN aw ON aw.iin = p.iin
+    LEFT JOIN stu ON stu.iin = p.iin
+    LEFT JOIN asp ON asp.iin = p.iin
+    LEFT JOIN pop f ON f.iin = p.father_iin
+    LEFT JOIN pop mo ON mo.iin = p.mother_iin"""
+    families = """
+    SELECT family_id,
+           count(*) FILTER (WHERE person_parent_died AND person_role = 'child'
+             AND (person_age < 18 OR (person_age < 23 AND person_student)))
+             AS breadwinner_dependents,
+           count(*) FILTER (WHERE person_long_ill AND person_age >= 18
+             AND NOT person_pension_age AND NOT person_student
+             AND person_disability_group NOT IN (1, 2)) AS long_ill_able,
+           sum(asp_3m) AS asp_3m
+    FROM persons GROUP BY family_id"""
+    return persons, families
+
+
+def write_facts(data_dir: Path, on: date, country: Country, out: Path) -> None:
+    """persons.parquet and family_facts.parquet in `out`, from the ingested registries."""
+    data_dir = Path(data_dir)
+    men = country.parameter("pension_age_men").at(on)
+    women = country.parameter("pension_age_women").at(on)
+    persons, families = facts_sql(on, men, women)
+    con = connect()
+    for t in INGESTED:
+        f = data_dir / "ingested" / f"{t}.parquet"
+        if not f.exists():
+            raise FileNotFoundError(f"{f} not found: run `qamqor ingest` first")
+        con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet({sql_path(f)})")
+    members = card_path(data_dir, on).with_name("members.parquet")
+    con.execute(f"CREATE VIEW members AS SELECT * FROM read_parquet({sql_path(members)})")
+    con.execute(f"COPY ({persons}) TO {sql_path(out / 'persons.parquet')} (FORMAT parquet)")
+    con.execute(
+        f"CREATE VIEW persons AS SELECT * FROM read_parquet({sql_path(out / 'persons.parquet')})"
+    )
+    con.execute(f"COPY ({families}) TO {sql_path(out / 'family_facts.parquet')} (FORMAT parquet)")
+    con.close()
+
+
+# --- 2. dated values ------------------------------------------------------------------------------
+
+
+@dataclass
+class PovertyLine:
+    method: str
+    median_income: float | None
+    median_source: str
+    by_region: dict[str, float]
+
+
+def median_income(data_dir: Path, on: date) -> tuple[float, str]:
+    """Person-weighted median per-capita income of the previous quarter, from the card built
+    on the first day of the current quarter (that card's last 3 months are the previous
+    quarter), or from the card of `on` if that one was not built."""
+    q_start = date(on.year, 3 * ((on.month - 1) // 3) + 1, 1)
+    source = on if q_start not in card_dates(data_dir) else q_start
+    cards = card_path(data_dir, source)
+    con = connect()
+    (value,) = con.execute(
+        f"""WITH c AS (
+              SELECT income_per_capita_3m AS x,
+                     sum(members) OVER (ORDER BY income_per_capita_3m, family_id) AS cum,
+                     sum(members) OVER () AS total
+              FROM read_parquet({sql_path(cards)}))
+            SELECT min(x) FROM c WHERE cum >= total / 2.0"""
+    ).fetchone()
+    con.close()
+    return float(value or 0.0), f"card of {source.isoformat()}, income of the 3 months before"
+
+
+def poverty_line(country: Country, on: date, median: float | None, source: str = "") -> PovertyLine:
+    method = str(country.parameter("poverty_line_method").at(on))
+    lines = {}
+    for r in country.regions:
+        pm = country.regional_pm(r.code, on)
+        if method == "median_share":
+            share = float(country.parameter("poverty_line_median_share").at(on))
+            floor = float(country.parameter("poverty_line_floor_pm_share").at(on))
+            lines[r.code] = max(share * (median or 0.0), floor * pm)
+        else:
+            lines[r.code] = float(country.parameter("poverty_line_pm_share").at(on)) * pm
+    return PovertyLine(method, median if method == "median_share" else None, source, lines)
+
+
+def _param(country: Country, name: str, on: date) -> float | None:
+    try:
+        return float(country.parameter(name).at(on))
+    except NotInForceError:
+        return None
+
+
+def parameters(country: Country, on: date, line: PovertyLine) -> dict[str, float | None]:
+    """National dated values; regional ones are added per region by `parameters_sql`."""
+    return {
+        "mrp": _param(country, "mrp", on),
+        "national_pm": _param(country, "pm", on),
+        "median_income": line.median_income,
+        "min_pension": _param(country, "min_pension", on),
+        "base_pension": _param(country, "base_pension", on),
+        "pension_age_men": _param(country, "pension_age_men", on),
+        "pension_age_women": _param(country, "pension_age_women", on),
+    }
+
+
+def parameters_sql(country: Country, on: date, line: PovertyLine) -> str:
+    def by_region(values: dict[str, float]) -> str:
+        cases = " ".join(f"WHEN '{k}' THEN {_num(v)}" for k, v in values.items())
+        return f"CASE region {cases} END"
+
+    pm = {r.code: country.regional_pm(r.code, on) for r in country.regions}
+    share = {r.code: r.housing_share_of_income for r in country.regions}
+    cols = [f"{_num(v)} AS {k}" for k, v in parameters(country, on, line).items()]
+    cols += [
+        f"{by_region(pm)} AS pm",
+        f"{by_region(line.by_region)} AS poverty_line",
+        f"{by_region(share)} AS housing_share",
+    ]
+    return ", ".join(cols)
+
+
+# --- 3. the entitlements SELECT -----------------------------------------------------------------
+
+PERSON_COLUMNS = tuple(PERSON_FACTS)
+
+
+def base_sql(country: Country, on: date, line: PovertyLine) -> str:
+    """CTEs `fam` (card + family facts + dated values) and `per` (persons x their family)."""
+    facts = ", ".join(
+        f"coalesce(x.{k}, {_num(0) if v == 'float' else 0}) AS {k}"
+        for k, v in FAMILY_FACTS.items()
+        if k != "income_for_asp"
+    )
+    person = ", ".join(f"p.{c}" for c in PERSON_COLUMNS)
+    return f"""
+WITH fam0 AS (
+  SELECT c.*, {facts}, {parameters_sql(country, on, line)}
+  FROM cards c LEFT JOIN family_facts x ON x.family_id = c.family_id
+), fam AS (
+  SELECT *, income_per_capita_3m - asp_3m / members AS income_for_asp FROM fam0
+), per AS (
+  SELECT p.person_id, {person}, f.*
+  FROM persons p JOIN fam f ON f.family_id = p.family_id
+)"""
+
+
+def active_conditions(m: Measure, switches: dict[str, bool] | None = None):
+    switches = switches or {}
+    return [c for c in m.eligibility if not c.switch or switches.get(c.switch, c.default)]
+
+
+def measure_sql(m: Measure, switches: dict[str, bool] | None = None, flags: bool = False) -> str:
+    """One measure's candidates: rows where every active condition holds (or, with `flags`,
+    every row of the source with each condition's truth value)."""
+    src = "per" if m.level == "person" else "fam"
+    person = "person_id" if m.level == "person" else "CAST(NULL AS VARCHAR) AS person_id"
+    conds = [(c.id, expr_sql(c.when, m.names)) for c in active_conditions(m, switches)]
+    region = f"region = '{m.region}'" if m.region else "TRUE"
+    reasons = "; ".join(c for c, _ in conds).replace("'", "")
+    amount = expr_sql(m.amount, m.names)
+    if flags:
+        cols = ", ".join(f"coalesce({sql}, FALSE) AS cond_{cid}" for cid, sql in conds)
+        return (
+            f"SELECT family_id, {person}, {region} AS in_region, {cols}, {amount} AS amount "
+            f"FROM {src}"
+        )
+    where = " AND ".join([region] + [s for _, s in conds])
+    return (
+        f"SELECT family_id, {person}, region, '{m.id}' AS measure, {amount} AS amount, "
+        f"'{m.period}' AS period, '{reasons}' AS reasons FROM {src} WHERE {where}"
+    )
+
+
+def entitlements_sql(
+    cat: Catalogue,
+    country: Country,
+    on: date,
+    line: PovertyLine,
+    switches: dict[str, bool] | None = None,
+) -> str:
+    measures = cat.in_force(on)
+    union = "\n  UNION ALL ".join(measure_sql(m, switches) for m in measures)
+    level = {m.id: m.level for m in measures}
+    pairs = sorted(
+        {(m.id, o) for m in measures for o in m.incompatible_with if o in level}
+        | {(o, m.id) for m in measures for o in m.incompatible_with if o in level}
+    )
+    final = "SELECT family_id, person_id, region, measure, amount, period, reasons FROM cand c"
+    if pairs:
+        clash = " OR ".join(f"(c.measure = '{a}' AND d.measure = '{b}')" for a, b in pairs)
+        final += f"""
+WHERE NOT EXISTS (
+  SELECT 1 FROM cand d
+  WHERE d.family_id = c.family_id AND ({clash})
+    AND (c.person_id IS NULL OR d.person_id IS NULL OR c.person_id = d.person_id)
+    AND (d.amount > c.amount OR (d.amount = c.amount AND d.measure < c.measure)))"""
+    return f"""{base_sql(country, on, line)}, cand AS (
+  SELECT * FROM (
+  {union}
+  ) u WHERE amount > 0
+)
+{final}"""
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+@dataclass
+class EntitlementsResult:
+    rows: int
+    summary: dict
+    out: Path
+
+
+def compute_entitlements(
+    data_dir: Path,
+    on: date,
+    engine: str = "duckdb",
+    switches: dict[str, bool] | None = None,
+    catalogue: Catalogue | None = None,
+    country: str = "kz",
+) -> EntitlementsResult:
+    """Write DIR/entitlements/{entitlements.parquet, summary.json, persons.parquet,
+    family_facts.parquet} atomically."""
+    data_dir = Path(data_dir)
+    cards = card_path(data_dir, on)
+    cat = catalogue or load_catalogue(country)
+    c = load_country(country)
+    median, source = median_income(data_dir, on)
+    line = poverty_line(c, on, median, source)
+    switches = {**cat.switches, **(switches or {})}
+    final = data_dir / "entitlements"
+    with atomic_dir(final) as tmp:
+        write_facts(data_dir, on, c, tmp)
+        tables = {
+            "cards": cards,
+            "persons": tmp / "persons.parquet",
+            "family_facts": tmp / "family_facts.parquet",
+        }
+        sql = entitlements_sql(cat, c, on, line, switches)
+        rows = run_query(sql, tables, tmp / "entitlements.parquet", engine)
+        summary = summarise(tmp / "entitlements.parquet", cards, cat, on, data_dir)
+        summary.update(
+            date=on.isoformat(),
+            engine=engine,
+            switches=switches,
+            poverty_line={
+                "method": line.method,
+                "median_income": line.median_income,
+                "median_source": line.median_source,
+                "by_region": line.by_region,
+            },
+        )
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    return EntitlementsResult(rows, summary, final)
+
+
+def summarise(ent: Path, cards: Path, cat: Catalogue, on: date, data_dir: Path) -> dict:
+    """Recipients, families and annual cost per measure (national and by region), beside the
+    SPEC §2 figures scaled to this nation and what the payments registry paid."""
+    con = connect()
+    con.execute(f"CREATE VIEW e AS SELECT * FROM read_parquet({sql_path(ent)})")
+    (families,) = con.execute(f"SELECT count(*) FROM read_parquet({sql_path(cards)})").fetchone()
+    scale = families / FAMILIES_NATIONAL
+    annual = " ".join(f"WHEN '{k}' THEN {v}" for k, v in ANNUAL.items())
+    rows = con.execute(
+        f"""SELECT measure, region, count(*), count(DISTINCT family_id),
+                   sum(amount * CASE period {annual} END)
+            FROM e GROUP BY 1, 2"""
+    ).fetchall()
+    paid = _registry_recipients(data_dir, on)
+    out: dict = {"families": int(families), "scale": scale, "measures": {}}
+    for m in cat.in_force(on):
+        out["measures"][m.id] = {
+            "name": m.name["en"],
+            "region": m.region,
+            "level": m.level,
+            "period": m.period,
+            "recipients": 0,
+            "families": 0,
+            "annual_cost": 0.0,
+            "by_region": {},
+        }
+        if m.spec_recipients:
+            out["measures"][m.id]["spec"] = {
+                "recipients_6_3m": m.spec_recipients,
+                "unit": m.spec_unit,
+                "scaled": round(m.spec_recipients * scale, 1),
+            }
+        if m.registry_measure in paid:
+            out["measures"][m.id]["registry_paid"] = paid[m.registry_measure]
+    for measure, region, n, fam, cost in rows:
+        s = out["measures"][measure]
+        s["recipients"] += n
+        s["families"] += fam
+        s["annual_cost"] += float(cost or 0)
+        s["by_region"][region] = {"recipients": n, "families": fam, "annual_cost": float(cost)}
+    for s in out["measures"].values():
+        spec = s.get("spec")
+        if spec:
+            got = s["recipients"] if spec["unit"] == "people" else s["families"]
+            spec["ratio"] = round(got / spec["scaled"], 3) if spec["scaled"] else None
+            spec["within_15pct"] = spec["ratio"] is not None and abs(spec["ratio"] - 1) <= 0.15
+    (bc,) = con.execute(
+        "SELECT count(DISTINCT family_id) FROM e WHERE measure IN ('birth', 'childcare')"
+    ).fetchone()
+    out["birth_or_childcare_families"] = {
+        "families": int(bc),
+        "spec_lower_bound_scaled": round(200_000 * scale, 1),
+        "registry_paid": paid.get("birth_or_childcare", {}).get("families"),
+    }
+    con.close()
+    return out
+
+
+def _registry_recipients(data_dir: Path, on: date) -> dict[str, dict]:
+    """People and families paid per measure in the 3 months before `on` (the payments
+    registry, through the card's pseudonyms)."""
+    pay = Path(data_dir) / "ingested" / "payments.parquet"
+    members = card_path(data_dir, on).with_name("members.parquet")
+    if not pay.exists():
+        return {}
+    d = f"DATE '{on.isoformat()}'"
+    con = connect()
+    rows = con.execute(
+        f"""WITH p AS (
+              SELECT DISTINCT {_pseudo("iin")} AS person_id, measure
+              FROM read_parquet({sql_path(pay)})
+              WHERE period >= {d} - INTERVAL 3 MONTH AND period < {d})
+            SELECT measure, count(DISTINCT p.person_id), count(DISTINCT m.family_id)
+            FROM p LEFT JOIN read_parquet({sql_path(members)}) m USING (person_id)
+            GROUP BY ROLLUP (measure)"""
+    ).fetchall()
+    (bc,) = con.execute(
+        f"""SELECT count(DISTINCT m.family_id) FROM read_parquet({sql_path(pay)}) p
+            JOIN read_parquet({sql_path(members)}) m ON m.person_id = {_pseudo("p.iin")}
+            WHERE measure IN ('birth', 'childcare')
+              AND period >= {d} - INTERVAL 3 MONTH AND period < {d}"""
+    ).fetchone()
+    con.close()
+    out = {m: {"people": int(n), "families": int(f)} for m, n, f in rows if m}
+    out["birth_or_childcare"] = {"families": int(bc)}
+    return out

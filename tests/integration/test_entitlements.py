@@ -1,0 +1,104 @@
+"""Entitlements on a generated nation: recipients near the scaled SPEC §2 figures, one row per
+recipient, explanations that agree with the batch, the pipeline stage, and Spark = DuckDB."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from qamqor.card.build import build_cards
+from qamqor.cli import app
+from qamqor.measures.compute import compute_entitlements
+from qamqor.measures.explain import explain_measures
+from qamqor.registries.ingest import ingest
+from qamqor.synth.generate import generate
+
+ON = date(2025, 10, 1)
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def nation(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("entitlements")
+    generate(out, 20_000, seed=3)
+    ingest(out)
+    build_cards(out, ON)
+    compute_entitlements(out, ON)
+    return out
+
+
+def test_recipients_near_scaled_spec_figures(nation: Path) -> None:
+    import json
+
+    s = json.loads((nation / "entitlements" / "summary.json").read_text())
+    # Loose band at 20 k families (about 60-1,900 recipients per measure); the ±15 % check is
+    # measured at 100 k families and reported in docs/measures.md.
+    for mid, m in s["measures"].items():
+        if "spec" in m:
+            assert 0.6 <= m["spec"]["ratio"] <= 1.4, (mid, m["spec"])
+    bc = s["birth_or_childcare_families"]
+    assert bc["families"] > 0.9 * bc["spec_lower_bound_scaled"]
+
+
+def test_one_row_per_recipient_and_measure(nation: Path) -> None:
+    ent = nation / "entitlements" / "entitlements.parquet"
+    [(n, distinct, bad)] = duckdb.sql(
+        f"SELECT count(*), count(DISTINCT (family_id, coalesce(person_id, ''), measure)), "
+        f"count(*) FILTER (WHERE amount <= 0 OR amount IS NULL) FROM '{ent}'"
+    ).fetchall()
+    assert n == distinct and bad == 0
+
+
+def test_explanation_agrees_with_the_batch(nation: Path) -> None:
+    ent = nation / "entitlements" / "entitlements.parquet"
+    rows = duckdb.sql(
+        f"SELECT family_id, measure, sum(amount) FROM '{ent}' "
+        f"WHERE measure IN ('asp', 'childcare', 'large_family', 'disability') "
+        f"GROUP BY 1, 2 ORDER BY 1, 2 LIMIT 20"
+    ).fetchall()
+    assert rows
+    for fid, measure, amount in rows:
+        [e] = explain_measures(nation, fid, ON, [measure])
+        assert e.eligible and e.total == pytest.approx(amount)
+    [(fid,)] = duckdb.sql(
+        f"SELECT family_id FROM '{nation}/cards/families.parquet' "
+        f"WHERE family_id NOT IN (SELECT family_id FROM '{ent}' WHERE measure = 'large_family') "
+        f"LIMIT 1"
+    ).fetchall()
+    [e] = explain_measures(nation, fid, ON, ["large_family"])
+    assert not e.eligible and not e.subjects[0].conditions[0].held
+
+
+def test_cli_explain_measure(nation: Path) -> None:
+    ent = nation / "entitlements" / "entitlements.parquet"
+    [(fid,)] = duckdb.sql(f"SELECT family_id FROM '{ent}' WHERE measure = 'asp' LIMIT 1").fetchall()
+    r = runner.invoke(
+        app, ["explain", fid, str(nation), "--date", ON.isoformat(), "--measure", "asp"]
+    )
+    assert r.exit_code == 0, r.output
+    assert "entitled" in r.output and "poverty_line" in r.output
+
+
+def test_spark_and_duckdb_agree(tmp_path: Path) -> None:
+    pytest.importorskip("pyspark")
+    out = tmp_path / "n"
+    generate(out, 1_500, seed=5)
+    ingest(out)
+    build_cards(out, ON)
+    compute_entitlements(out, ON, engine="duckdb")
+    duck = tmp_path / "duck.parquet"
+    (out / "entitlements" / "entitlements.parquet").rename(duck)
+    compute_entitlements(out, ON, engine="spark")
+    spark = out / "entitlements" / "entitlements.parquet"
+    cols = "family_id, person_id, region, measure, amount, period, reasons"
+    [(n,)] = duckdb.sql(f"SELECT count(*) FROM '{duck}'").fetchall()
+    [(diff,)] = duckdb.sql(
+        f"SELECT count(*) FROM (SELECT {cols} FROM '{duck}' EXCEPT ALL "
+        f"SELECT {cols} FROM '{spark}')"
+    ).fetchall()
+    [(m,)] = duckdb.sql(f"SELECT count(*) FROM '{spark}'").fetchall()
+    assert n == m > 0 and diff == 0
