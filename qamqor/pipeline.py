@@ -51,6 +51,15 @@ def run(data_dir: Path, on: date, progress=None) -> RunResult:
         counts = " ".join(f"{k} {v:,}" for k, v in r.counts.items())
         return f"{r.methodology.id} {r.methodology.version}: {counts}"
 
+    def _scores() -> str:
+        from qamqor.scoring.hidden_income import run_hidden_income
+        from qamqor.scoring.score import run_scores
+
+        h = run_hidden_income(data_dir)
+        r = run_scores(data_dir, on)
+        cats = " ".join(f"{k} {v:,}" for k, v in r.by_category.items())
+        return f"{h.flagged:,} hidden-income flags; {cats}"
+
     def _entitlements() -> str:
         r = compute_entitlements(data_dir, on)
         ms = r.summary["measures"]
@@ -60,5 +69,6 @@ def run(data_dir: Path, on: date, progress=None) -> RunResult:
     stage("ingest", _ingest)
     stage("cards", _cards)
     stage("levels", _levels)
+    stage("scores", _scores)
     stage("entitlements", _entitlements)
     return result
