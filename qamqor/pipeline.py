@@ -1,5 +1,6 @@
 """The daily run, top to bottom: ingest the registry extracts, build the family cards, rank
-the families into well-being levels, find every family's entitlements."""
+the families into well-being levels, find every family's entitlements,
+and offer the newly entitled their proactive measures."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from qamqor.card.build import build_cards
 from qamqor.levels.compute import compute_levels
 from qamqor.measures.compute import compute_entitlements
+from qamqor.measures.offers import create_offers
 from qamqor.registries.ingest import ingest
 
 
@@ -70,5 +72,12 @@ def run(data_dir: Path, on: date, progress=None) -> RunResult:
     stage("cards", _cards)
     stage("levels", _levels)
     stage("scores", _scores)
+    def _offers() -> str:
+        r = create_offers(data_dir, on)
+        if r.previous is None:
+            return "first entitlements run: the baseline, no offers"
+        return f"{r.total:,} new offers since {r.previous}, {r.expired:,} expired"
+
     stage("entitlements", _entitlements)
+    stage("offers", _offers)
     return result

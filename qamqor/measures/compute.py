@@ -16,6 +16,7 @@ Three steps, all SQL:
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -336,17 +337,20 @@ def compute_entitlements(
     switches: dict[str, bool] | None = None,
     catalogue: Catalogue | None = None,
     country: str = "kz",
+    pack: Country | None = None,
+    out: Path | None = None,
 ) -> EntitlementsResult:
     """Write DIR/entitlements/{entitlements.parquet, summary.json, persons.parquet,
-    family_facts.parquet} atomically."""
+    family_facts.parquet} atomically. `pack` (a loaded country, e.g. with a reform's parameters)
+    replaces the country `country`; `out` replaces DIR/entitlements (reform simulation)."""
     data_dir = Path(data_dir)
     cards = card_path(data_dir, on)
     cat = catalogue or load_catalogue(country)
-    c = load_country(country)
+    c = pack or load_country(country)
     median, source = median_income(data_dir, on)
     line = poverty_line(c, on, median, source)
     switches = {**cat.switches, **(switches or {})}
-    final = data_dir / "entitlements"
+    final = Path(out) if out else data_dir / "entitlements"
     with atomic_dir(final) as tmp:
         write_facts(data_dir, on, c, tmp)
         tables = {
@@ -369,6 +373,11 @@ def compute_entitlements(
             },
         )
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    if out is None:  # keep each date's run for offers (qamqor/measures/offers.py); beside,
+        # not inside, DIR/entitlements, which atomic_dir replaces whole
+        with atomic_dir(data_dir / "entitlements_history" / on.isoformat()) as tmp:
+            for name in ("entitlements.parquet", "summary.json"):
+                shutil.copyfile(final / name, tmp / name)
     return EntitlementsResult(rows, summary, final)
 
 

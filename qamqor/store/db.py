@@ -1,0 +1,60 @@
+"""Engine, sessions and migrations of the operational store.
+
+`database_url(DIR)` is `QAMQOR_DATABASE_URL` if set (PostgreSQL in production), otherwise the
+SQLite file DIR/qamqor.db. `migrate(url)` runs the package's Alembic migrations to head
+programmatically; `session_factory(url)` migrates first, so every entry point sees the schema.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+ENV = "QAMQOR_DATABASE_URL"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def database_url(data_dir: Path | None = None) -> str:
+    url = os.environ.get(ENV)
+    if url:
+        return url
+    if data_dir is None:
+        raise ValueError(f"no database: set {ENV} or give a data directory")
+    return f"sqlite:///{Path(data_dir).resolve() / 'qamqor.db'}"
+
+
+def make_engine(url: str) -> Engine:
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys = ON")
+            cur.execute("PRAGMA busy_timeout = 10000")
+            cur.close()
+
+    return engine
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def migrate(url: str, revision: str = "head") -> None:
+    """Bring the database at `url` to `revision` (Alembic upgrade), creating it if empty."""
+    command.upgrade(alembic_config(url), revision)
+
+
+def session_factory(url: str, upgrade: bool = True) -> sessionmaker[Session]:
+    if upgrade:
+        migrate(url)
+    return sessionmaker(make_engine(url), expire_on_commit=False)
