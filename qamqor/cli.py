@@ -418,5 +418,111 @@ def scores_eval(data_dir: Path) -> None:
     console.print(f"→ {data_dir}/scores/evaluation.json")
 
 
+# --- catalogue audit and reform simulation (issue 4, items 6-7) ---------------------------------
+
+
+@app.command("catalogue-audit")
+def catalogue_audit_cmd(
+    data_dir: Path,
+    on: str = typer.Option(None, "--date", help="Card date (default: the latest)"),
+    engine: str = ENGINE,
+) -> None:
+    """Overlapping measures and regional disparity; write DIR/entitlements/catalogue_audit.json."""
+    from qamqor.engine import EngineError
+    from qamqor.measures.audit import catalogue_audit, print_audit
+    from qamqor.measures.catalogue import MeasureError
+
+    when = _card_date(data_dir, on)
+    try:
+        with console.status(f"catalogue audit for {when}"):
+            a = catalogue_audit(data_dir, when, engine=engine)
+    except (FileNotFoundError, EngineError, MeasureError) as e:
+        _fail(str(e))
+    print_audit(a, console)
+    console.print(f"→ {data_dir}/entitlements/catalogue_audit.json")
+
+
+@app.command()
+def simulate(
+    reform: Path,
+    data_dir: Path,
+    on: str = typer.Option(None, "--date", help="Card date (default: the latest)"),
+    out: Path = typer.Option(None, "--out", help="JSON (default DIR/simulations/NAME.json)"),
+    engine: str = ENGINE,
+) -> None:
+    """Apply a reform file, recompute the entitlements and print the impact on the baseline."""
+    from qamqor.engine import EngineError
+    from qamqor.measures.catalogue import MeasureError
+    from qamqor.measures.simulate import print_impact
+    from qamqor.measures.simulate import simulate as run_simulation
+
+    when = _card_date(data_dir, on)
+    try:
+        with console.status(f"simulating {reform} on {when}"):
+            r = run_simulation(reform, data_dir, when, out=out, engine=engine)
+    except (FileNotFoundError, EngineError, MeasureError) as e:
+        _fail(str(e))
+    print_impact(r, console)
+    console.print(f"→ {r['out']}")
+
+
+# --- proactive offers (issue 4 item 5) -------------------------------------------------------
+offer_app = typer.Typer(help="Answer a proactive offer: consent assigns the measure.")
+app.add_typer(offer_app, name="offer")
+
+
+@app.command("offers")
+def offers_cmd(
+    data_dir: Path,
+    on: str = typer.Option(None, "--date", help="Entitlements run date (default: the latest)"),
+    expire_days: int = typer.Option(30, "--expire-days", help="Open offers expire after"),
+) -> None:
+    """Create the day's proactive offers from the latest two entitlement runs."""
+    from qamqor.measures.offers import OfferError, create_offers
+
+    try:
+        r = create_offers(data_dir, _date(on) if on else None, expire_days=expire_days)
+    except OfferError as e:
+        _fail(str(e))
+        return
+    if r.previous is None:
+        console.print(f"{r.on}: first entitlements run, the baseline: no offers")
+    t = Table(title=f"Offers {r.on} (compared with {r.previous})")
+    t.add_column("measure")
+    t.add_column("new offers", justify="right")
+    for m, n in r.created.items():
+        t.add_row(m, f"{n:,}")
+    t.add_row("total", f"{r.total:,}")
+    console.print(t)
+    console.print(f"already offered {r.already:,} · expired {r.expired:,} · store {r.url}")
+
+
+def _answer_offer(fn_name: str, offer_id: int, data_dir: Path, on: str | None) -> None:
+    from qamqor.measures import offers
+
+    try:
+        o = getattr(offers, fn_name)(offer_id, data_dir, on=_date(on) if on else None)
+    except offers.OfferError as e:
+        _fail(str(e))
+        return
+    console.print(f"offer {o.id} ({o.measure}, family {o.family_id}): {o.status}")
+
+
+@offer_app.command("consent")
+def offer_consent(
+    offer_id: int, data_dir: Path, on: str = typer.Option(None, "--date", help="Default: today")
+) -> None:
+    """The citizen consents: the measure is assigned."""
+    _answer_offer("consent", offer_id, data_dir, on)
+
+
+@offer_app.command("decline")
+def offer_decline(
+    offer_id: int, data_dir: Path, on: str = typer.Option(None, "--date", help="Default: today")
+) -> None:
+    """The citizen declines: recorded, nothing assigned."""
+    _answer_offer("decline", offer_id, data_dir, on)
+
+
 if __name__ == "__main__":
     app()
