@@ -524,5 +524,105 @@ def offer_decline(
     _answer_offer("decline", offer_id, data_dir, on)
 
 
+@app.command("audit")
+def audit_cmd(
+    data_dir: Path, on: str = typer.Option(None, "--date", help="Default: today")
+) -> None:
+    """Improper-payment findings: DIR/audit/findings.parquet (docs/audit.md)."""
+    from qamqor.audit.findings import AuditError, run_audit
+
+    try:
+        r = run_audit(data_dir, _date(on) if on else date.today())
+    except AuditError as e:
+        _fail(str(e))
+        return
+    for t, n in r.by_type.items():
+        console.print(f"{t:26} {n:>8,}")
+    console.print(
+        f"{r.findings:,} findings, {r.amount_at_risk / 1e6:,.1f} M KZT a year at risk → {r.path}"
+    )
+
+
+@app.command("audit-eval")
+def audit_eval_cmd(data_dir: Path) -> None:
+    """Score the findings against the planted truth: DIR/audit/evaluation.json."""
+    from qamqor.audit.evaluate import evaluate
+
+    try:
+        r = evaluate(data_dir)
+    except FileNotFoundError as e:
+        _fail(str(e))
+        return
+    table = Table(
+        "type", "findings", "planted", "precision", "recall", "F1", "money planted", "money found"
+    )
+    for t, v in r["types"].items():
+        cells = [
+            f"{v[k]:.2f}" if v[k] is not None else "—"
+            for k in ("precision", "precision_any", "recall", "f1")
+        ]
+        table.add_row(
+            t,
+            f"{v['findings']:,}",
+            f"{v['planted']:,}",
+            *cells,
+            f"{v['money_planted']:,.0f}",
+            f"{v['money_found']:,.0f}",
+        )
+    console.print(table)
+    console.print(f"→ {data_dir / 'audit' / 'evaluation.json'}")
+
+
+# --- identity linkage (issue 5, item 2) -------------------------------------------------------
+def _linkage_mapping(config: Path):
+    from qamqor.linkage import LinkageError, load_mapping
+
+    try:
+        return load_mapping(config)
+    except LinkageError as ex:
+        _fail(str(ex))
+        raise
+
+
+@app.command("link")
+def link_cmd(
+    left: Path = typer.Argument(..., help="Left person table (.csv or .parquet)"),
+    right: Path = typer.Argument(..., help="Right person table (.csv or .parquet)"),
+    config: Path = typer.Option(..., "--config", help="Mapping YAML (docs/linkage.md)"),
+    out: Path = typer.Option(..., "--out", help="Matched pairs (.parquet)"),
+    model: Path = typer.Option(None, "--model", help="Reuse a trained model JSON; no training"),
+    save_model: Path = typer.Option(None, "--save-model", help="Write the trained model JSON"),
+) -> None:
+    """Link two person tables: the same person under different records, with probabilities."""
+    from qamqor.linkage import LinkageError, link
+
+    mapping = _linkage_mapping(config)
+    try:
+        pairs = link(left, right, mapping, out, model=model, save_model=save_model)
+    except LinkageError as ex:
+        _fail(str(ex))
+    console.print(f"{len(pairs):,} matched pairs (p ≥ {mapping.threshold}) → {out}")
+
+
+@app.command("dedupe")
+def dedupe_cmd(
+    table: Path = typer.Argument(..., help="Person table (.csv or .parquet)"),
+    config: Path = typer.Option(..., "--config", help="Mapping YAML (docs/linkage.md)"),
+    out: Path = typer.Option(..., "--out", help="Clusters (.parquet)"),
+    model: Path = typer.Option(None, "--model", help="Reuse a trained model JSON; no training"),
+    save_model: Path = typer.Option(None, "--save-model", help="Write the trained model JSON"),
+) -> None:
+    """Find records of the same person within one table and write clusters."""
+    from qamqor.linkage import LinkageError, dedupe
+
+    mapping = _linkage_mapping(config)
+    try:
+        clusters = dedupe(table, mapping, out, model=model, save_model=save_model)
+    except LinkageError as ex:
+        _fail(str(ex))
+    multi = clusters.loc[clusters["cluster_size"] > 1, "cluster_id"].nunique()
+    console.print(f"{len(clusters):,} records, {multi:,} clusters with duplicates → {out}")
+
+
 if __name__ == "__main__":
     app()

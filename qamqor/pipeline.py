@@ -72,6 +72,7 @@ def run(data_dir: Path, on: date, progress=None) -> RunResult:
     stage("cards", _cards)
     stage("levels", _levels)
     stage("scores", _scores)
+
     def _offers() -> str:
         r = create_offers(data_dir, on)
         if r.previous is None:
@@ -80,4 +81,12 @@ def run(data_dir: Path, on: date, progress=None) -> RunResult:
 
     stage("entitlements", _entitlements)
     stage("offers", _offers)
+
+    def _audit() -> str:
+        from qamqor.audit.findings import run_audit
+
+        r = run_audit(data_dir, on)
+        return f"{r.findings:,} findings, {r.amount_at_risk / 1e6:,.1f} M KZT a year at risk"
+
+    stage("audit", _audit)
     return result

@@ -1,0 +1,122 @@
+"""Score the audit's findings against the generator's planted truth (the only reader of truth/).
+
+A finding and a planted error match when they name the same type, family (or person, for the
+dead, who have no family on the card) and measure. Precision is over findings, recall over the
+planted (family, measure) pairs; `precision_any` counts a finding true when it names
+any planted improper payment of that family and measure (e.g. a second identity's payment
+that the audit reports as not entitled: a real error under another label); money is the
+planted payments' amount in the extract, found or not. Exclusion errors come from
+`truth/persons.parquet` (`excluded_from`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+
+from qamqor.audit.findings import TYPES
+from qamqor.card.build import PSEUDONYM_KEY
+
+PLANTED = {  # generator error type -> finding type
+    "paid_after_death": "paid_after_death",
+    "not_entitled": "not_entitled",
+    "duplicate_period": "duplicate_payment",
+    "two_regions": "paid_in_two_regions",
+    "asp_commercial_property": "asp_commercial_property",
+    "hidden_income": "hidden_income",
+    "incompatible": "incompatible_measures",
+    "wrong_amount": "amount_mismatch",
+}
+
+
+def evaluate(data_dir: Path) -> dict:
+    """Write `DIR/audit/evaluation.json` and return it."""
+    d = Path(data_dir)
+    findings = d / "audit" / "findings.parquet"
+    if not findings.exists():
+        raise FileNotFoundError(f"{findings} is missing: run `qamqor audit DIR` first")
+    truth = d / "truth"
+    if not (truth / "payment_errors.parquet").exists():
+        raise FileNotFoundError(f"{truth}/payment_errors.parquet is missing: no planted truth")
+    con = duckdb.connect()
+    key = PSEUDONYM_KEY.replace("'", "''")
+    pid = f"substr(sha256('{key}' || t.iin), 1, 16)"
+    cases = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in PLANTED.items())
+    members = (d / "cards" / "members.parquet").as_posix()
+    con.execute(
+        f"""
+        CREATE TABLE truth AS
+        SELECT CASE t.type {cases} END AS type, coalesce(m.family_id, {pid}) AS who,
+               t.measure, t.amount
+        FROM read_parquet('{(truth / "payment_errors.parquet").as_posix()}') t
+        LEFT JOIN read_parquet('{members}') m ON m.person_id = {pid}
+        """
+    )
+    con.execute("CREATE TABLE anyk AS SELECT DISTINCT who, measure FROM truth")
+    persons = truth / "persons.parquet"
+    if persons.exists():
+        ent = (d / "entitlements" / "entitlements.parquet").as_posix()
+        con.execute(
+            f"""
+            INSERT INTO truth
+            SELECT 'exclusion_error', coalesce(m.family_id, {pid}), t.excluded_from,
+                   coalesce(e.amount * 3, 0)
+            FROM read_parquet('{persons.as_posix()}') t
+            LEFT JOIN read_parquet('{members}') m ON m.person_id = {pid}
+            LEFT JOIN (SELECT family_id, measure, max(amount) AS amount
+                       FROM read_parquet('{ent}') GROUP BY ALL) e
+              ON e.family_id = m.family_id AND e.measure = t.excluded_from
+            WHERE t.excluded_from IS NOT NULL
+            """
+        )
+    con.execute("INSERT INTO anyk SELECT DISTINCT who, measure FROM truth WHERE type IS NOT NULL")
+    con.execute("DELETE FROM truth WHERE type IS NULL")
+    con.execute(
+        f"""
+        CREATE TABLE f AS
+        SELECT type, coalesce(family_id, person_id) AS who, measure, amount_at_risk
+        FROM read_parquet('{findings.as_posix()}')
+        """
+    )
+    con.execute(
+        "CREATE TABLE tk AS SELECT type, who, measure, sum(amount) AS amount "
+        "FROM truth GROUP BY ALL"
+    )
+    con.execute("CREATE TABLE fk AS SELECT DISTINCT type, who, measure FROM f")
+    rows = {}
+    for t in TYPES:
+        n_f, tp_f, risk, any_f = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM tk WHERE "
+            "tk.type = f.type AND tk.who = f.who AND tk.measure = f.measure)), "
+            "coalesce(sum(amount_at_risk), 0), count(*) FILTER (WHERE EXISTS (SELECT 1 FROM "
+            "anyk WHERE anyk.who = f.who AND anyk.measure = f.measure)) FROM f WHERE type = ?",
+            [t],
+        ).fetchone()
+        n_t, tp_t, planted, found = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE hit), coalesce(sum(amount), 0), "
+            "coalesce(sum(amount) FILTER (WHERE hit), 0) FROM (SELECT tk.*, EXISTS (SELECT 1 "
+            "FROM fk WHERE fk.type = tk.type AND fk.who = tk.who AND fk.measure = tk.measure) "
+            "AS hit FROM tk WHERE type = ?)",
+            [t],
+        ).fetchone()
+        p = tp_f / n_f if n_f else None
+        r = tp_t / n_t if n_t else None
+        f1 = 2 * p * r / (p + r) if p and r else (0.0 if n_f and n_t else None)
+        rows[t] = {
+            "findings": n_f,
+            "planted": n_t,
+            "true_findings": tp_f,
+            "planted_found": tp_t,
+            "precision": p,
+            "precision_any": any_f / n_f if n_f else None,
+            "recall": r,
+            "f1": f1,
+            "money_planted": planted,
+            "money_found": found,
+            "amount_at_risk": risk,
+        }
+    out = {"types": rows, "matching": "type, family (or person) and measure"}
+    (d / "audit" / "evaluation.json").write_text(json.dumps(out, indent=2))
+    return out
