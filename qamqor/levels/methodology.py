@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from qamqor.card.columns import FAMILY_COLUMNS
 from qamqor.countries import PACKS_DIR
+from qamqor.datafile import load_model
 from qamqor.expressions import ExpressionError, check_expression
 
 LEVELS = ("A", "B", "C", "D", "E")
@@ -100,33 +100,7 @@ class Methodology(_Model):
 
 def load_methodology(path: Path) -> Methodology:
     """Read and validate one methodology file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise MethodologyError(f"{path}: cannot read: {e.strerror}") from None
-    try:
-        data, lines = _parse(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise MethodologyError(f"{where}: invalid YAML: {getattr(e, 'problem', e)}") from None
-    except _Problem as p:
-        raise MethodologyError(f"{path}:{p.line}: {p}") from None
-
-    def fail(loc: tuple, problem: str) -> MethodologyError:
-        while loc and loc not in lines:
-            loc = loc[:-1]
-        return MethodologyError(f"{path}:{lines.get(loc, 1)}: {problem}")
-
-    if not isinstance(data, dict):
-        raise fail((), "expected a mapping at the top level")
-    try:
-        m = Methodology.model_validate({**data, "source": str(path)})
-    except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"] if x != "from_")
-        raise fail(tuple(err["loc"]), f"{where}: {err['msg']}") from None
+    m, _, fail = load_model(path, Methodology, MethodologyError, {"source": str(path)})
     _check(m, fail)
     return m
 
@@ -185,33 +159,3 @@ def _check(m: Methodology, fail) -> None:
             check_expression(t.when, NAMES)
         except ExpressionError as e:
             raise fail(("triggers", ti, "when"), f"trigger {t.id!r}: {e}") from None
-
-
-class _Problem(ValueError):
-    def __init__(self, message: str, line: int) -> None:
-        super().__init__(message)
-        self.line = line
-
-
-def _parse(text: str) -> tuple[Any, dict[tuple, int]]:
-    """YAML data plus the line of every key and list item (by path), rejecting duplicate keys."""
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
-    lines: dict[tuple, int] = {}
-
-    def walk(node: yaml.Node, path: tuple) -> None:
-        lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            keys: set[str] = set()
-            for k, v in node.value:
-                if k.value in keys:
-                    raise _Problem(f"duplicate key {k.value!r}", k.start_mark.line + 1)
-                keys.add(k.value)
-                lines[(*path, k.value)] = k.start_mark.line + 1
-                walk(v, (*path, k.value))
-        elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                walk(v, (*path, i))
-
-    if root is not None:
-        walk(root, ())
-    return yaml.safe_load(text), lines

@@ -20,13 +20,12 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from qamqor.card.columns import FAMILY_COLUMNS
 from qamqor.countries import PACKS_DIR, load_country
+from qamqor.datafile import load_model
 from qamqor.expressions import ExpressionError, check_expression
-from qamqor.levels.methodology import _parse, _Problem
 
 # Dated values usable in expressions, looked up for the run date (and the family's region).
 PARAMETERS = {
@@ -143,33 +142,7 @@ class Catalogue(_Model):
 
 def load_measure_file(path: Path, country: str = "kz") -> CatalogueFile:
     """Read and validate one catalogue file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise MeasureError(f"{path}: cannot read: {e.strerror}") from None
-    try:
-        data, lines = _parse(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise MeasureError(f"{where}: invalid YAML: {getattr(e, 'problem', e)}") from None
-    except _Problem as p:
-        raise MeasureError(f"{path}:{p.line}: {p}") from None
-
-    def fail(loc: tuple, problem: str) -> MeasureError:
-        while loc and loc not in lines:
-            loc = loc[:-1]
-        return MeasureError(f"{path}:{lines.get(loc, 1)}: {problem}")
-
-    if not isinstance(data, dict):
-        raise fail((), "expected a mapping at the top level")
-    try:
-        f = CatalogueFile.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
-        raise fail(tuple(err["loc"]), f"{where}: {err['msg']}") from None
+    f, data, fail = load_model(path, CatalogueFile, MeasureError)
     regions = set(load_country(country).region_codes)
     if f.region is not None and f.region not in regions:
         raise fail(("region",), f"unknown region {f.region!r}")

@@ -35,17 +35,16 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
 from qamqor.countries import Country, ParameterValue, load_country
+from qamqor.datafile import load_model
 from qamqor.engine import connect, sql_path
 from qamqor.expressions import ExpressionError, check_expression
 from qamqor.levels.compute import card_path
-from qamqor.levels.methodology import _parse, _Problem
 from qamqor.measures.audit import annual_sql, entitlements_dir, levels_path
 from qamqor.measures.catalogue import (
     LANGUAGES,
@@ -108,30 +107,7 @@ def load_reform(
     path = Path(path)
     cat = catalogue or load_catalogue()
     country = country or load_country()
-    try:
-        data, lines = _parse(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise ReformError(f"{path}: cannot read: {e.strerror}") from None
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ReformError(f"{where}: invalid YAML: {getattr(e, 'problem', e)}") from None
-    except _Problem as p:
-        raise ReformError(f"{path}:{p.line}: {p}") from None
-
-    def fail(loc: tuple, problem: str) -> ReformError:
-        while loc and loc not in lines:
-            loc = loc[:-1]
-        return ReformError(f"{path}:{lines.get(loc, 1)}: {problem}")
-
-    if not isinstance(data, dict):
-        raise fail((), "expected a mapping at the top level")
-    try:
-        r = Reform.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        where = ".".join(str(x) for x in err["loc"])
-        raise fail(tuple(err["loc"]), f"{where}: {err['msg']}") from None
+    r, _, fail = load_model(path, Reform, ReformError)
     if r.reform is None:
         r = r.model_copy(update={"reform": path.stem})
 
