@@ -84,7 +84,6 @@ def test_cli_explain_measure(nation: Path) -> None:
 
 
 def test_spark_and_duckdb_agree(tmp_path: Path) -> None:
-    pytest.importorskip("pyspark")
     out = tmp_path / "n"
     generate(out, 1_500, seed=5)
     ingest(out)

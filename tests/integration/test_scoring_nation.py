@@ -119,3 +119,25 @@ def test_cli_scores_and_evaluation(nation: Path, tmp_path: Path) -> None:
     r = runner.invoke(app, ["scores-eval", str(nation)])
     assert r.exit_code == 0, r.output
     assert "precision" in r.output and "recall" in r.output
+
+
+def test_spark_and_duckdb_scores_agree_on_every_family(nation: Path, tmp_path: Path) -> None:
+    import duckdb
+
+    for sub in ("cards", "scores"):
+        (tmp_path / sub).mkdir()
+    shutil.copy(nation / "cards" / "families.parquet", tmp_path / "cards")
+    shutil.copy(nation / "scores" / "hidden_income.parquet", tmp_path / "scores")
+    r = run_scores(tmp_path, ON, engine="spark")
+    duck, spark = nation / "scores" / "families.parquet", r.out
+    assert r.families == _rows(duck) > 0
+    [(differ,)] = duckdb.sql(
+        f"SELECT count(*) FROM (SELECT * FROM '{duck}' EXCEPT ALL SELECT * FROM '{spark}')"
+    ).fetchall()
+    assert differ == 0
+
+
+def _rows(path: Path) -> int:
+    import duckdb
+
+    return duckdb.sql(f"SELECT count(*) FROM '{path}'").fetchall()[0][0]
