@@ -16,17 +16,40 @@ import duckdb
 
 
 def connect(
-    threads: int | None = None, memory_limit: str | None = None
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    temp_directory: Path | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection sized for this machine (override with QAMQOR_* env)."""
+    """An in-memory DuckDB connection sized for this machine (override with QAMQOR_* env).
+
+    With a `memory_limit` (else QAMQOR_MEMORY_LIMIT) DuckDB keeps its buffers under that size:
+    large joins, aggregates and sorts, and temporary tables, spill to `temp_directory` instead
+    of growing (DuckDB's default is 80% of RAM and a `.tmp` folder in the working directory).
+    """
     con = duckdb.connect(":memory:")
     threads = threads or int(os.environ.get("QAMQOR_THREADS", os.cpu_count() or 2))
     con.execute(f"SET threads = {threads}")
     limit = memory_limit or os.environ.get("QAMQOR_MEMORY_LIMIT")
     if limit:
         con.execute(f"SET memory_limit = '{limit}'")
+    if temp_directory is not None:
+        con.execute(f"SET temp_directory = {sql_path(Path(temp_directory))}")
     con.execute("SET preserve_insertion_order = false")
     return con
+
+
+@contextmanager
+def scratch_dir(parent: Path, name: str = "scratch") -> Iterator[Path]:
+    """A fresh folder under `parent` for spill files, removed afterwards whatever happens."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    path = parent / f".{name}-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir()
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def sql_path(path: Path) -> str:
