@@ -22,9 +22,11 @@ run: install
 	@echo "Look at: $(DATA)/calibration.json, $(DATA)/ingested/summary.json, $(DATA)/cards/families.parquet"
 	@echo "One family's card: $(BIN)/qamqor card FAMILY_ID $(DATA)"
 
-## make test: install and pass the whole suite (unit and integration); the Spark engine tests
-## need Java 17+, and without it make test stops with the reason (it does not skip them)
+## make test: install and pass the whole suite (unit and integration). It installs the Debian
+## packages the tests need when missing (PostgreSQL server binaries, Chromium); the Spark engine
+## tests need Java 17+, and without it make test stops with the reason (it does not skip them)
 test: install
+	bash scripts/system-deps.sh
 	$(BIN)/ruff check qamqor tests
 	@$(BIN)/python -c "import sys; from qamqor.engine.spark import java_problem as p; sys.exit(p() and 'make test: ' + p())"
 	$(BIN)/pytest

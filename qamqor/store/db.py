@@ -8,6 +8,7 @@ programmatically; `session_factory(url)` migrates first, so every entry point se
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -28,8 +29,13 @@ def database_url(data_dir: Path | None = None) -> str:
     return f"sqlite:///{Path(data_dir).resolve() / 'qamqor.db'}"
 
 
+_ENGINES: dict[str, Engine] = {}
+_MIGRATED: set[str] = set()
+_LOCK = threading.Lock()
+
+
 def make_engine(url: str) -> Engine:
-    engine = create_engine(url)
+    engine = create_engine(url, pool_pre_ping=url.startswith("postgresql"))
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
@@ -54,7 +60,25 @@ def migrate(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def engine_for(url: str, upgrade: bool = True) -> Engine:
+    """The process's one engine (and connection pool) for `url`, migrated once per process."""
+    with _LOCK:
+        if upgrade and url not in _MIGRATED:
+            migrate(url)
+            _MIGRATED.add(url)
+        if url not in _ENGINES:
+            _ENGINES[url] = make_engine(url)
+        return _ENGINES[url]
+
+
 def session_factory(url: str, upgrade: bool = True) -> sessionmaker[Session]:
-    if upgrade:
-        migrate(url)
-    return sessionmaker(make_engine(url), expire_on_commit=False)
+    return sessionmaker(engine_for(url, upgrade), expire_on_commit=False)
+
+
+def dispose_all() -> None:
+    """Close every pooled connection (tests that drop a database call this first)."""
+    with _LOCK:
+        for engine in _ENGINES.values():
+            engine.dispose()
+        _ENGINES.clear()
+        _MIGRATED.clear()

@@ -87,3 +87,21 @@ class Assignment(Base):
     amount: Mapped[float] = mapped_column(Money, nullable=False)
     period: Mapped[str] = mapped_column(String(16), nullable=False)
     assigned_on: Mapped[date] = mapped_column(Date, nullable=False)
+
+
+class OfferDelivery(Base):
+    """One delivery of one offer to the citizen's channel: at most one per offer, so a sender
+    that crashes and restarts can never deliver the same offer twice (see qamqor.ops.sender)."""
+
+    __tablename__ = "offer_deliveries"
+    __table_args__ = (UniqueConstraint("offer_id", name="uq_offer_deliveries_offer_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    offer_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("offers.id", name="fk_offer_deliveries_offer"), nullable=False
+    )
+    channel: Mapped[str] = mapped_column(String(16), nullable=False)
+    idempotency_key: Mapped[str] = mapped_column(String(200), nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)  # claimed | delivered
+    claimed_at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

@@ -1,0 +1,91 @@
+"""Publishing a run into the store (issue 6 item 1), on SQLite and PostgreSQL: everything of the
+run arrives, a crash half-way leaves the previous run fully visible, a re-run changes nothing."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+
+import duckdb
+import pytest
+from sqlalchemy import func, select
+
+from qamqor.ops.publish import PublishError, publish
+from qamqor.store.db import session_factory
+from qamqor.store.published import FamilyCard, FamilyEntitlement, Publication, PublishedFinding, Run
+
+RUN_DATE = date(2025, 10, 1)  # the date of the `nation` fixture's run
+
+
+def _counts(url: str) -> dict:
+    with session_factory(url)() as s:
+        return {
+            "current": s.scalar(select(Publication.run_date)),
+            "cards": s.scalar(select(func.count()).select_from(FamilyCard)),
+            "entitlements": s.scalar(select(func.count()).select_from(FamilyEntitlement)),
+            "findings": s.scalar(select(func.count()).select_from(PublishedFinding)),
+            "levels": dict(
+                s.execute(select(FamilyCard.level, func.count()).group_by(FamilyCard.level)).all()
+            ),
+        }
+
+
+def test_publish_everything_of_the_run(nation, store_url):
+    r = publish(nation, RUN_DATE, store_url)
+    con = duckdb.connect()
+
+    def one(sql: str):
+        return con.execute(sql).fetchone()[0]
+
+    n_fam = one(f"SELECT count(*) FROM '{nation}/cards/families.parquet'")
+    n_ent = one(f"SELECT count(*) FROM '{nation}/entitlements/entitlements.parquet'")
+    n_find = one(f"SELECT count(*) FROM '{nation}/audit/findings.parquet'")
+    q = f"SELECT level, count(*) FROM '{nation}/levels/families.parquet' GROUP BY 1"
+    levels = dict(con.execute(q).fetchall())
+    assert (r.families, r.entitlements, r.findings, r.skipped) == (n_fam, n_ent, n_find, False)
+    c = _counts(store_url)
+    assert c == {
+        "current": RUN_DATE,
+        "cards": n_fam,
+        "entitlements": n_ent,
+        "findings": n_find,
+        "levels": levels,
+    }
+    with session_factory(store_url)() as s:
+        money = s.scalar(select(func.sum(FamilyEntitlement.amount)))
+    expected = con.execute(
+        f"SELECT sum(round(amount, 2)) FROM '{nation}/entitlements/entitlements.parquet'"
+    ).fetchone()[0]
+    assert money == pytest.approx(float(expected), abs=0.05)
+
+    again = publish(nation, RUN_DATE, store_url)  # the same day again: nothing changes
+    assert again.skipped and _counts(store_url) == c
+
+
+def test_a_crash_half_way_leaves_the_previous_run_visible(nation, store_url, tmp_path):
+    publish(nation, RUN_DATE, store_url)
+    before = _counts(store_url)
+    # the next day's run (same files, later date) crashes after loading the entitlements
+    nxt = tmp_path / "next"
+    shutil.copytree(nation, nxt, ignore=shutil.ignore_patterns("qamqor.db"))
+    day2 = date(2025, 10, 2)
+    history = nxt / "cards" / "history"
+    shutil.copytree(history / f"{RUN_DATE}", history / f"{day2}")
+    with pytest.raises(PublishError, match="simulated crash"):
+        publish(nxt, day2, store_url, fail_after="family_entitlements")
+    assert _counts(store_url) == before
+    with session_factory(store_url)() as s:
+        assert s.scalar(select(func.count()).select_from(Run)) == 1
+    # then it runs to the end and replaces yesterday's results; yesterday's rows are pruned
+    r = publish(nxt, day2, store_url)
+    after = _counts(store_url)
+    assert after["current"] == day2 and after["cards"] == r.families == before["cards"]
+    with session_factory(store_url)() as s:
+        assert s.scalar(select(func.count()).where(FamilyCard.run_date == RUN_DATE)) == 0
+    with pytest.raises(PublishError, match="newer run"):
+        publish(nation, RUN_DATE, store_url)
+
+
+def test_missing_inputs_are_a_clear_error(tmp_path):
+    with pytest.raises(PublishError, match="missing"):
+        publish(tmp_path, RUN_DATE, f"sqlite:///{tmp_path / 'x.db'}")
