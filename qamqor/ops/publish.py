@@ -19,6 +19,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from qamqor.engine import connect, sql_path
 from qamqor.levels.compute import card_path
+from qamqor.ops.appeals import reapply_corrections
 from qamqor.store.db import database_url, engine_for
 from qamqor.store.published import FamilyCard, FamilyEntitlement, Publication, PublishedFinding, Run
 
@@ -158,6 +159,7 @@ def publish(
                 counts[table] = load(conn, duck, table, query)
                 if fail_after == table:
                     raise PublishError(f"simulated crash after loading {table}")
+            reapply_corrections(conn, on)
             conn.execute(
                 insert(Run).values(
                     run_date=on,
