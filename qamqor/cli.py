@@ -624,5 +624,7 @@ def dedupe_cmd(
     console.print(f"{len(clusters):,} records, {multi:,} clusters with duplicates → {out}")
 
 
+from qamqor import cli_ops  # noqa: E402,F401  (registers the operational commands)
+
 if __name__ == "__main__":
     app()

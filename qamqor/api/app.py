@@ -1,0 +1,53 @@
+"""The FastAPI application: `create_app(DATA_DIR)` serves the published run of DATA_DIR's store
+(or QAMQOR_DATABASE_URL) with OpenAPI at /docs. Errors are JSON: {"detail": ...}."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import OAuth2PasswordRequestForm
+
+from qamqor.api.queries import NotPublished
+from qamqor.api.routes import analyst, auditor, citizen, registry, worker
+from qamqor.ops.users import TOKEN_MINUTES, AuthError, authenticate, issue_token, secret
+from qamqor.store.db import database_url, session_factory
+
+
+def create_app(data_dir: Path, url: str | None = None) -> FastAPI:
+    app = FastAPI(
+        title="qamqor",
+        version="0.1.0",
+        description="Digital Family Card, well-being levels, entitlements, cases and audit: "
+        "the API of the social-protection platform. Sign in at /auth/token.",
+    )
+    app.state.data_dir = Path(data_dir)
+    app.state.url = url or database_url(data_dir)
+    app.state.sessions = session_factory(app.state.url)
+    app.state.key = secret(data_dir)
+
+    @app.exception_handler(NotPublished)
+    async def _not_published(_: Request, e: NotPublished) -> JSONResponse:
+        return JSONResponse({"detail": str(e)}, status_code=409)
+
+    @app.post("/auth/token", tags=["auth"])
+    def token(request: Request, form: OAuth2PasswordRequestForm = Depends()) -> dict:
+        try:
+            user = authenticate(request.app.state.sessions, form.username, form.password)
+        except AuthError as e:
+            raise HTTPException(401, str(e)) from None
+        return {
+            "access_token": issue_token(user, request.app.state.key),
+            "token_type": "bearer",
+            "expires_in": TOKEN_MINUTES * 60,
+            "role": user.role,
+        }
+
+    @app.get("/health", tags=["auth"])
+    def health() -> dict:
+        return {"status": "ok"}
+
+    for r in (citizen.router, worker.router, analyst.router, auditor.router, registry.router):
+        app.include_router(r)
+    return app

@@ -1,0 +1,33 @@
+"""Pieces every router uses: the session, the current run, 404s, and the explanation."""
+
+from __future__ import annotations
+
+import json
+
+from fastapi import HTTPException, Request
+from sqlalchemy.orm import Session
+
+from qamqor.api import queries
+from qamqor.card.columns import FAMILY_COLUMNS
+from qamqor.levels.explain import evaluate_family
+from qamqor.store.published import FamilyCard
+
+
+def sessions(request: Request):
+    return request.app.state.sessions
+
+
+def family_or_404(s: Session, family_id: str, audit_fields: bool = False) -> dict:
+    f = queries.family(s, family_id, audit_fields=audit_fields)
+    if f is None:
+        raise HTTPException(404, f"no family {family_id} in the published run")
+    return f
+
+
+def explanation(s: Session, family_id: str, lang: str) -> dict:
+    """The level explained indicator by indicator, from the published (corrected) card."""
+    card = s.get(FamilyCard, (queries.run_date(s), family_id))
+    if card is None:
+        raise HTTPException(404, f"no family {family_id} in the published run")
+    doc = {k: v for k, v in json.loads(card.card).items() if k in FAMILY_COLUMNS}
+    return evaluate_family(doc, card.run_date, lang=lang).as_dict()
