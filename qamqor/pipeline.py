@@ -1,6 +1,7 @@
 """The daily run, top to bottom: ingest the registry extracts, build the family cards, rank
 the families into well-being levels, find every family's entitlements,
-and offer the newly entitled their proactive measures."""
+offer the newly entitled their proactive measures, audit the payments, and publish the run into
+the operational store (cases follow the new levels)."""
 
 from __future__ import annotations
 
@@ -89,4 +90,24 @@ def run(data_dir: Path, on: date, progress=None) -> RunResult:
         return f"{r.findings:,} findings, {r.amount_at_risk / 1e6:,.1f} M KZT a year at risk"
 
     stage("audit", _audit)
+
+    def _report() -> str:
+        # targeting reads truth/ when present: an evaluation, never an input of the findings
+        from qamqor.audit.report import build_report
+
+        r = build_report(data_dir, on)
+        t = "targeting vs truth/" if r.targeting else "no truth/: no targeting"
+        return f"{r.html.name}: {r.listed:,} of {r.findings:,} findings listed; {t}"
+
+    stage("report", _report)
+
+    def _publish() -> str:
+        from qamqor.ops.daily import publish_and_sync
+
+        r = publish_and_sync(data_dir, on)
+        p, c = r.published, r.cases
+        state = "unchanged" if p.skipped else f"{p.families:,} families published"
+        return f"{state}; cases: {c.opened:,} opened, {c.proposed_for_closure:,} to close"
+
+    stage("publish", _publish)
     return result

@@ -8,11 +8,26 @@ from pathlib import Path
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordRequestForm
+from pydantic import BaseModel
 
 from qamqor.api.queries import NotPublished
 from qamqor.api.routes import analyst, auditor, citizen, registry, worker
 from qamqor.ops.users import TOKEN_MINUTES, AuthError, authenticate, issue_token, secret
 from qamqor.store.db import database_url, session_factory
+from qamqor.web import mount as mount_web
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+ERRORS: dict[int | str, dict] = {
+    400: {"model": ErrorOut, "description": "Bad request (e.g. a required header is missing)"},
+    401: {"model": ErrorOut, "description": "Not signed in, or the token expired"},
+    403: {"model": ErrorOut, "description": "The role may not use this"},
+    404: {"model": ErrorOut, "description": "No such thing within the caller's reach"},
+    409: {"model": ErrorOut, "description": "Conflicts with the current state"},
+}
 
 
 def create_app(data_dir: Path, url: str | None = None) -> FastAPI:
@@ -31,7 +46,7 @@ def create_app(data_dir: Path, url: str | None = None) -> FastAPI:
     async def _not_published(_: Request, e: NotPublished) -> JSONResponse:
         return JSONResponse({"detail": str(e)}, status_code=409)
 
-    @app.post("/auth/token", tags=["auth"])
+    @app.post("/auth/token", tags=["auth"], responses={401: ERRORS[401]})
     def token(request: Request, form: OAuth2PasswordRequestForm = Depends()) -> dict:
         try:
             user = authenticate(request.app.state.sessions, form.username, form.password)
@@ -49,5 +64,6 @@ def create_app(data_dir: Path, url: str | None = None) -> FastAPI:
         return {"status": "ok"}
 
     for r in (citizen.router, worker.router, analyst.router, auditor.router, registry.router):
-        app.include_router(r)
+        app.include_router(r, responses=ERRORS)
+    mount_web(app)  # the web pages under /web/ (qamqor.web, issue 7)
     return app

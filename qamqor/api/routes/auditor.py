@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from qamqor.api import queries
-from qamqor.api.routes.common import sessions
+from qamqor.api.routes.common import FamilyId, sessions
 from qamqor.api.security import Principal, log_access, require
 from qamqor.card.build import _pseudo
 
@@ -28,7 +28,7 @@ def findings(
 
 
 @router.get("/payments/{family_id}")
-def payment_trail(request: Request, family_id: str, p: Principal = Depends(auditor)) -> dict:
+def payment_trail(request: Request, family_id: FamilyId, p: Principal = Depends(auditor)) -> dict:
     with sessions(request)() as s:
         if queries.family(s, family_id) is None:
             raise HTTPException(404, f"no family {family_id} in the published run")

@@ -10,20 +10,24 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from qamqor.api import queries
-from qamqor.api.routes.common import explanation, family_or_404, sessions
+from qamqor.api.routes.common import Id, explanation, family_or_404, sessions
 from qamqor.api.security import Principal, log_access, require
+from qamqor.card.columns import FAMILY_COLUMNS
 from qamqor.measures.offers import OfferError, consent, decline
 from qamqor.ops import access_log
-from qamqor.ops.appeals import AppealError, file_appeal
+from qamqor.ops.appeals import KEYS, AppealError, file_appeal
 from qamqor.store.models import Offer
 
 router = APIRouter(prefix="/me", tags=["citizen"])
 citizen = require("citizen")
 
 
+Item = Literal[tuple(sorted(set(FAMILY_COLUMNS) - KEYS))]  # the appealable card items
+
+
 class AppealIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    item: str = Field(min_length=1, max_length=64, description="a card indicator, e.g. wages_3m")
+    item: Item = Field(description="a card indicator, e.g. wages_3m")  # type: ignore[valid-type]
     claimed_value: str = Field(min_length=1, max_length=200)
     reason: str = Field(min_length=1, max_length=2000)
 
@@ -67,7 +71,7 @@ def my_offers(request: Request, p: Principal = Depends(citizen)) -> list[dict]:
 
 @router.post("/offers/{offer_id}")
 def answer_offer(
-    request: Request, offer_id: int, body: AnswerIn, p: Principal = Depends(citizen)
+    request: Request, offer_id: Id, body: AnswerIn, p: Principal = Depends(citizen)
 ) -> dict:
     with sessions(request)() as s:
         offer = s.get(Offer, offer_id)
@@ -88,8 +92,8 @@ def appeal(request: Request, body: AppealIn, p: Principal = Depends(citizen)) ->
         a = file_appeal(
             sessions(request), p.family_id, body.item, body.claimed_value, body.reason, p.username
         )
-    except AppealError as e:
-        raise HTTPException(422, str(e)) from None
+    except AppealError as e:  # schema-valid but not a valid value for this item
+        raise HTTPException(409, str(e)) from None
     log_access(request, p, f"appeal {a.id} on {body.item}", p.family_id)
     return {"id": a.id, "status": a.status, "item": a.item, "current_value": a.current_value}
 

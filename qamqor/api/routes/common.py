@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException, Path, Request
 from sqlalchemy.orm import Session
 
 from qamqor.api import queries
 from qamqor.card.columns import FAMILY_COLUMNS
 from qamqor.levels.explain import evaluate_family
 from qamqor.store.published import FamilyCard
+
+Id = Annotated[int, Path(ge=1, le=2_147_483_647, description="a record number")]
+FamilyId = Annotated[str, Path(min_length=1, max_length=32, description="a family id")]
 
 
 def sessions(request: Request):

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from qamqor.api import queries
-from qamqor.api.routes.common import explanation, family_or_404, sessions
+from qamqor.api.routes.common import FamilyId, Id, explanation, family_or_404, sessions
 from qamqor.api.security import Principal, log_access, require
 from qamqor.ops import cases
 from qamqor.ops.appeals import AppealError, decide
@@ -23,7 +23,9 @@ worker = require("worker")
 reader = require("worker", "auditor")
 
 
-def _district_family(request: Request, p: Principal, family_id: str, audit: bool = False) -> dict:
+def _district_family(
+    request: Request, p: Principal, family_id: FamilyId, audit: bool = False
+) -> dict:
     with sessions(request)() as s:
         f = family_or_404(s, family_id, audit_fields=audit)
     if p.role == "worker" and f["district"] != p.district:
@@ -31,7 +33,7 @@ def _district_family(request: Request, p: Principal, family_id: str, audit: bool
     return f
 
 
-def _district_case(request: Request, p: Principal, case_id: int) -> Case:
+def _district_case(request: Request, p: Principal, case_id: Id) -> Case:
     with sessions(request)() as s:
         c = s.get(Case, case_id)
     if c is None or c.district != p.district:
@@ -52,7 +54,7 @@ def queue(request: Request, p: Principal = Depends(worker)) -> dict:
 
 
 @router.get("/families/{family_id}")
-def family(request: Request, family_id: str, p: Principal = Depends(reader)) -> dict:
+def family(request: Request, family_id: FamilyId, p: Principal = Depends(reader)) -> dict:
     f = _district_family(request, p, family_id, audit=True)
     log_access(request, p, "read family card", family_id)
     return f
@@ -61,7 +63,7 @@ def family(request: Request, family_id: str, p: Principal = Depends(reader)) -> 
 @router.get("/families/{family_id}/explanation")
 def family_explanation(
     request: Request,
-    family_id: str,
+    family_id: FamilyId,
     lang: Literal["kk", "ru", "en"] = "ru",
     p: Principal = Depends(reader),
 ) -> dict:
@@ -73,14 +75,16 @@ def family_explanation(
 
 
 @router.get("/families/{family_id}/members")
-def family_members(request: Request, family_id: str, p: Principal = Depends(reader)) -> list:
+def family_members(request: Request, family_id: FamilyId, p: Principal = Depends(reader)) -> list:
     _district_family(request, p, family_id)
     log_access(request, p, "read family members", family_id)
     return queries.members(request.app.state.data_dir, family_id)
 
 
 @router.get("/families/{family_id}/entitlements")
-def family_entitlements(request: Request, family_id: str, p: Principal = Depends(reader)) -> list:
+def family_entitlements(
+    request: Request, family_id: FamilyId, p: Principal = Depends(reader)
+) -> list:
     _district_family(request, p, family_id)
     with sessions(request)() as s:
         out = queries.entitlements(s, family_id)
@@ -89,7 +93,7 @@ def family_entitlements(request: Request, family_id: str, p: Principal = Depends
 
 
 @router.get("/cases/{case_id}")
-def case(request: Request, case_id: int, p: Principal = Depends(worker)) -> dict:
+def case(request: Request, case_id: Id, p: Principal = Depends(worker)) -> dict:
     c = _district_case(request, p, case_id)
     with sessions(request)() as s:
         out = queries.case_detail(s, case_id)
@@ -136,7 +140,7 @@ class DecisionIn(BaseModel):
     decision: str = Field(min_length=1, max_length=2000)
 
 
-def _do(request: Request, p: Principal, case_id: int, what: str, fn):
+def _do(request: Request, p: Principal, case_id: Id, what: str, fn):
     c = _district_case(request, p, case_id)
     try:
         out = fn()
@@ -147,7 +151,7 @@ def _do(request: Request, p: Principal, case_id: int, what: str, fn):
 
 
 @router.post("/cases/{case_id}/actions", status_code=201)
-def add_action(request: Request, case_id: int, body: ActionIn, p: Principal = Depends(worker)):
+def add_action(request: Request, case_id: Id, body: ActionIn, p: Principal = Depends(worker)):
     a = _do(
         request,
         p,
@@ -161,7 +165,7 @@ def add_action(request: Request, case_id: int, body: ActionIn, p: Principal = De
 
 
 @router.post("/cases/{case_id}/actions/{action_id}/done")
-def action_done(request: Request, case_id: int, action_id: int, p: Principal = Depends(worker)):
+def action_done(request: Request, case_id: Id, action_id: Id, p: Principal = Depends(worker)):
     a = _do(
         request,
         p,
@@ -173,7 +177,7 @@ def action_done(request: Request, case_id: int, action_id: int, p: Principal = D
 
 
 @router.post("/cases/{case_id}/contracts", status_code=201)
-def add_contract(request: Request, case_id: int, body: ContractIn, p: Principal = Depends(worker)):
+def add_contract(request: Request, case_id: Id, body: ContractIn, p: Principal = Depends(worker)):
     k = _do(
         request,
         p,
@@ -195,8 +199,8 @@ def add_contract(request: Request, case_id: int, body: ContractIn, p: Principal 
 @router.post("/cases/{case_id}/contracts/{contract_id}/outcome")
 def contract_outcome(
     request: Request,
-    case_id: int,
-    contract_id: int,
+    case_id: Id,
+    contract_id: Id,
     body: OutcomeIn,
     p: Principal = Depends(worker),
 ):
@@ -211,7 +215,7 @@ def contract_outcome(
 
 
 @router.post("/cases/{case_id}/notes", status_code=201)
-def add_note(request: Request, case_id: int, body: NoteIn, p: Principal = Depends(worker)):
+def add_note(request: Request, case_id: Id, body: NoteIn, p: Principal = Depends(worker)):
     n = _do(
         request,
         p,
@@ -223,7 +227,7 @@ def add_note(request: Request, case_id: int, body: NoteIn, p: Principal = Depend
 
 
 @router.post("/cases/{case_id}/status")
-def set_status(request: Request, case_id: int, body: StatusIn, p: Principal = Depends(worker)):
+def set_status(request: Request, case_id: Id, body: StatusIn, p: Principal = Depends(worker)):
     c = _do(
         request,
         p,
@@ -242,7 +246,7 @@ def district_appeals(request: Request, p: Principal = Depends(worker)) -> list[d
 
 @router.post("/appeals/{appeal_id}/decision")
 def decide_appeal(
-    request: Request, appeal_id: int, body: DecisionIn, p: Principal = Depends(worker)
+    request: Request, appeal_id: Id, body: DecisionIn, p: Principal = Depends(worker)
 ) -> dict:
     with sessions(request)() as s:
         a = s.get(Appeal, appeal_id)
