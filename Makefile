@@ -15,12 +15,15 @@ $(BIN)/qamqor: pyproject.toml
 
 install: $(BIN)/qamqor
 
-## make run: install, generate a synthetic nation, run the daily pipeline
+## make run: install, generate a synthetic nation, run the daily pipeline, serve the web app
 run: install
 	$(BIN)/qamqor generate --out $(DATA) --families $(FAMILIES) --seed 1
 	$(BIN)/qamqor run $(DATA)
-	@echo "Look at: $(DATA)/calibration.json, $(DATA)/ingested/summary.json, $(DATA)/cards/families.parquet"
+	$(BIN)/qamqor demo-users $(DATA)
+	@echo "Look at: $(DATA)/calibration.json, $(DATA)/levels/summary.json, $(DATA)/audit/report.html"
 	@echo "One family's card: $(BIN)/qamqor card FAMILY_ID $(DATA)"
+	@echo "Web app and API: http://127.0.0.1:8000 (API docs at /docs; log in with a demo user above; Ctrl-C stops)"
+	$(BIN)/qamqor serve $(DATA) --port 8000
 
 ## make test: install and pass the whole suite (unit and integration). It installs the Debian
 ## packages the tests need when missing (PostgreSQL server binaries, Chromium); the Spark engine
