@@ -1,5 +1,6 @@
 """Family Support Centres: seeded from the country pack so that every district is served by
-exactly one centre (SPEC §11: 128 centres), each with a mobile group."""
+exactly one centre (SPEC §11: 128 centres), each with a mobile group, and one caseworker account
+per district (sign-in enabled when an administrator sets its password)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from qamqor.countries import Country, load_country
+from qamqor.store.access import User
 from qamqor.store.casework import Centre, CentreDistrict, MobileGroup
 
 CENTRES = 128
+NO_PASSWORD = "!"  # not an argon2 hash: nobody signs in until a password is set (add_user)
 
 
 def allocate(country: Country, total: int = CENTRES) -> dict[str, list[list[str]]]:
@@ -58,6 +61,17 @@ def seed_centres(sessions: sessionmaker[Session], country: str = "kz") -> int:
                 s.flush()
                 s.add_all(CentreDistrict(district=d, centre_id=cid) for d in group)
                 s.add(MobileGroup(id=f"{cid}-MG1", centre_id=cid, name="Mobile group 1"))
+                for d in group:  # one caseworker account per district, sign-in not yet enabled
+                    s.add(
+                        User(
+                            username=f"worker-{d}",
+                            role="worker",
+                            password_hash=NO_PASSWORD,
+                            full_name=f"Caseworker, {names[d]['en']}",
+                            district=d,
+                            centre_id=cid,
+                        )
+                    )
         return n
 
 

@@ -35,7 +35,10 @@ _LOCK = threading.Lock()
 
 
 def make_engine(url: str) -> Engine:
-    engine = create_engine(url, pool_pre_ping=url.startswith("postgresql"))
+    if url.startswith("postgresql"):  # the API serves many concurrent requests per process
+        engine = create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20)
+    else:
+        engine = create_engine(url)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")

@@ -13,6 +13,8 @@ from qamqor.ops import access_log, appeals, cases
 from qamqor.ops.centres import CENTRES, seed_centres
 from qamqor.ops.daily import publish_and_sync
 from qamqor.ops.sender import FileChannel, SimulatedCrash, send_pending
+from qamqor.ops.users import AuthError, authenticate
+from qamqor.store.access import User
 from qamqor.store.casework import Case, CaseEvent, CentreDistrict, ChildInCare
 from qamqor.store.db import session_factory
 from qamqor.store.models import Offer
@@ -35,6 +37,11 @@ def test_centres_cover_every_district_once(store_url):
         n = s.scalar(select(func.count()).select_from(CentreDistrict))
         distinct = s.scalar(select(func.count(func.distinct(CentreDistrict.district))))
     assert n == distinct > CENTRES
+    with sessions() as s:
+        workers = s.scalar(select(func.count()).select_from(User).where(User.role == "worker"))
+    assert workers == n  # one caseworker per district, who cannot sign in yet
+    with pytest.raises(AuthError):
+        authenticate(sessions, f"worker-{s.scalar(select(CentreDistrict.district))}", "!")
 
 
 def test_cases_open_for_d_e_and_triggers_and_follow_recovery(published):
