@@ -96,6 +96,7 @@ def main() -> None:
             "entitlements": r.published.entitlements,
             "findings": r.published.findings,
             "cases_opened": r.cases.opened,
+            "phases_s": r.published.seconds,
             "wall_s": round(time.perf_counter() - t0, 1),
             "cpu_s_client": round(ru1.ru_utime + ru1.ru_stime - ru0.ru_utime - ru0.ru_stime, 1),
             "peak_rss_gib_client": round(ru1.ru_maxrss / 2**20, 2),

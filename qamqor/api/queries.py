@@ -3,7 +3,6 @@ takes a session and returns plain dicts/lists; access rules are applied by the c
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from qamqor.engine import connect, sql_path
 from qamqor.store.access import Appeal
+from qamqor.store.cardjson import card_doc
 from qamqor.store.casework import Case, CaseEvent, CaseNote, ChildInCare, PlanAction, SocialContract
 from qamqor.store.models import Offer
 from qamqor.store.published import FamilyCard, FamilyEntitlement, Publication, PublishedFinding, Run
@@ -48,7 +48,7 @@ def family(s: Session, family_id: str, *, audit_fields: bool = False) -> dict | 
         "score": card.score,
         "emergency_trigger": card.emergency_trigger,
         "category": card.category,
-        "indicators": json.loads(card.card),
+        "indicators": card_doc(card),
     }
     if audit_fields:
         out["vulnerability"] = card.vulnerability

@@ -5,7 +5,6 @@ publication until the source registry itself is corrected."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -15,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from qamqor.card.columns import FAMILY_COLUMNS
 from qamqor.levels.explain import FamilyDocError, evaluate_family
 from qamqor.store.access import Appeal, Correction
+from qamqor.store.cardjson import card_doc, sparse_json
 from qamqor.store.published import FamilyCard, Publication
 
 KEYS = {"family_id", "region", "district", "urban", "language"}  # identity, not appealable
@@ -76,7 +76,7 @@ def file_appeal(
     _parse(item, claimed)
     with sessions.begin() as s:
         card = _current(s, family_id)
-        current = json.loads(card.card).get(item)
+        current = card_doc(card).get(item)
         a = Appeal(
             family_id=family_id,
             item=item,
@@ -130,11 +130,11 @@ def reevaluate(conn: Connection, run_date, family_id: str) -> None:
     """Apply every correction of the family to its published card and rank it again."""
     t = FamilyCard.__table__
     row = conn.execute(
-        select(t.c.card).where(t.c.run_date == run_date, t.c.family_id == family_id)
+        select(t).where(t.c.run_date == run_date, t.c.family_id == family_id)
     ).first()
     if row is None:
         return
-    doc = {k: v for k, v in json.loads(row.card).items() if k in FAMILY_COLUMNS}
+    doc = card_doc(row)
     fixes = conn.execute(
         select(Correction.item, Correction.new_value)
         .where(Correction.family_id == family_id)
@@ -150,7 +150,7 @@ def reevaluate(conn: Connection, run_date, family_id: str) -> None:
         update(t)
         .where(t.c.run_date == run_date, t.c.family_id == family_id)
         .values(
-            card=json.dumps(doc, default=str),
+            card=sparse_json(doc),
             level=e.level,
             score=e.score,
             emergency_trigger=e.emergency_trigger,

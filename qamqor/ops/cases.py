@@ -8,15 +8,29 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import and_, select
+from sqlalchemy import (
+    Date,
+    DateTime,
+    String,
+    and_,
+    case,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, sessionmaker
 
-from qamqor.ops.centres import centre_of
 from qamqor.store.casework import (
     SERVICES,
     Case,
     CaseEvent,
     CaseNote,
+    CentreDistrict,
     ChildInCare,
     PlanAction,
     SocialContract,
@@ -44,115 +58,145 @@ def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def urgency(level: str, trigger: str | None) -> int:
-    return 3 if trigger else 2 if level == "E" else 1 if level == "D" else 0
-
-
 def sync_cases(sessions: sessionmaker[Session], run_date: date, members=None) -> SyncResult:
-    """Bring the cases in line with the published run `run_date` (idempotent for one date).
+    """Bring the cases in line with the published run `run_date` (idempotent for one date), in
+    set-based SQL so that a national run (≈130 k cases) takes seconds.
 
     `members(family_id) -> list[dict]` lists a family's children for the children's register
     (person_id, age); without it the register is not touched."""
     r = SyncResult()
+    fc, d = FamilyCard, literal(run_date, Date)
+    in_need = and_(
+        fc.run_date == run_date, or_(fc.level.in_(("D", "E")), fc.emergency_trigger.is_not(None))
+    )
+    row = (fc.family_id == Case.family_id) & (fc.run_date == run_date)
+    followed = Case.status != "closed", Case.last_run < run_date
     with sessions.begin() as s:
-        open_cases = {
-            c.family_id: c for c in s.scalars(select(Case).where(Case.status != "closed")).all()
-        }
-        in_need = s.execute(
-            select(
-                FamilyCard.family_id,
-                FamilyCard.district,
-                FamilyCard.level,
-                FamilyCard.emergency_trigger,
-            )
-            .where(FamilyCard.run_date == run_date)
-            .where((FamilyCard.level.in_(("D", "E"))) | FamilyCard.emergency_trigger.is_not(None))
-        ).all()
-        need = {f.family_id: f for f in in_need}
-        now = _now()
-        centres: dict[str, str | None] = {}
-        for f in in_need:
-            if f.family_id in open_cases:
-                continue
-            if f.district not in centres:
-                centres[f.district] = centre_of(s, f.district)
-            if centres[f.district] is None:
-                raise CaseError(f"no Family Support Centre serves district {f.district}")
-            reason = (
-                f"emergency: {f.emergency_trigger}" if f.emergency_trigger else f"level {f.level}"
-            )
-            case = Case(
-                family_id=f.family_id,
-                district=f.district,
-                centre_id=centres[f.district],
-                status="open",
-                reason=reason,
-                level=f.level,
-                urgency=urgency(f.level, f.emergency_trigger),
+        # 1. cases already open follow the family's level on this run
+        need_now = exists().where(row, in_need)
+        in_run = exists().where(row)
+        r.updated = s.execute(
+            update(Case)
+            .where(*followed, need_now)
+            .values(
+                level=select(fc.level).where(row).scalar_subquery(),
+                urgency=select(_urgency(fc)).where(row).scalar_subquery(),
                 recovered_runs=0,
-                opened_on=run_date,
-                last_run=run_date,
+                last_run=d,
             )
-            s.add(case)
-            s.flush()
-            s.add(
-                CaseEvent(
-                    case_id=case.id,
-                    at=now,
-                    by=SYSTEM,
-                    status="open",
-                    note=f"opened by the run of {run_date}: {reason}",
-                )
+        ).rowcount
+        r.updated += s.execute(
+            update(Case)
+            .where(*followed, in_run, ~need_now)
+            .values(
+                level=select(fc.level).where(row).scalar_subquery(),
+                urgency=0,
+                recovered_runs=Case.recovered_runs + 1,
+                last_run=d,
             )
-            s.add(
-                PlanAction(
-                    case_id=case.id,
-                    service="social_protection",
-                    action="First home visit and needs assessment",
-                    owner=centres[f.district],
-                    due_on=run_date + timedelta(days=3),
-                )
+        ).rowcount
+        s.execute(update(Case).where(*followed, ~in_run).values(last_run=d))  # moved, died
+        # 2. recovered for RECOVERY_RUNS runs: proposed for closure, never closed here
+        due = and_(
+            Case.status == "open", Case.recovered_runs >= RECOVERY_RUNS, Case.last_run == run_date
+        )
+        s.execute(
+            insert(CaseEvent).from_select(
+                ["case_id", "at", "by", "status", "note"],
+                select(
+                    Case.id, literal(_now(), DateTime), literal(SYSTEM),
+                    literal("closure_proposed"),
+                    literal("level ") + Case.level + literal(" for ")
+                    + cast(Case.recovered_runs, String) + literal(" runs in a row"),
+                ).where(due),
             )
-            r.opened += 1
-            if f.emergency_trigger == CHILD_TRIGGER and members is not None:
-                r.children_registered += _register_children(s, case, members(f.family_id), run_date)
-        # cases already open: follow the family's level on this run (once per run date)
-        for fid, case in open_cases.items():
-            if case.last_run >= run_date:
-                continue
-            level, _ = _level_on(s, fid, run_date)
-            case.last_run = run_date
-            r.updated += 1
-            if fid in need:
-                case.level, case.recovered_runs = need[fid].level, 0
-                case.urgency = urgency(need[fid].level, need[fid].emergency_trigger)
-                continue
-            if level is None:
-                continue  # not in this run's cards (moved, died): a worker looks at it
-            case.level, case.urgency = level, 0
-            case.recovered_runs += 1
-            if case.status == "open" and case.recovered_runs >= RECOVERY_RUNS:
-                case.status = "closure_proposed"
-                s.add(
-                    CaseEvent(
-                        case_id=case.id,
-                        at=now,
-                        by=SYSTEM,
-                        status="closure_proposed",
-                        note=f"level {level} for {case.recovered_runs} runs in a row",
-                    )
+        )  # fmt: skip
+        r.proposed_for_closure = s.execute(
+            update(Case).where(due).values(status="closure_proposed")
+        ).rowcount
+        # 3. new cases for families in need without an open one
+        orphan = s.scalar(
+            select(func.count())
+            .select_from(fc)
+            .outerjoin(CentreDistrict, CentreDistrict.district == fc.district)
+            .where(in_need, CentreDistrict.centre_id.is_(None))
+        )
+        if orphan:
+            raise CaseError(f"{orphan} families in need live in districts no centre serves")
+        has_case = exists().where(Case.family_id == fc.family_id, Case.status != "closed")
+        reason = case(
+            (fc.emergency_trigger.is_not(None), literal("emergency: ") + fc.emergency_trigger),
+            else_=literal("level ") + fc.level,
+        )
+        before = s.scalar(select(func.count()).select_from(Case))
+        s.execute(
+            insert(Case).from_select(
+                [
+                    "family_id",
+                    "district",
+                    "centre_id",
+                    "status",
+                    "reason",
+                    "level",
+                    "urgency",
+                    "recovered_runs",
+                    "opened_on",
+                    "last_run",
+                ],
+                select(
+                    fc.family_id,
+                    fc.district,
+                    CentreDistrict.centre_id,
+                    literal("open"),
+                    reason,
+                    fc.level,
+                    _urgency(fc),
+                    literal(0),
+                    d,
+                    d,
                 )
-                r.proposed_for_closure += 1
+                .join(CentreDistrict, CentreDistrict.district == fc.district)
+                .where(in_need, ~has_case),
+            )
+        )
+        r.opened = s.scalar(select(func.count()).select_from(Case)) - before  # fmt: skip
+        fresh = and_(Case.opened_on == run_date, ~exists().where(CaseEvent.case_id == Case.id))
+        s.execute(
+            insert(PlanAction).from_select(
+                ["case_id", "service", "action", "owner", "due_on"],
+                select(
+                    Case.id, literal("social_protection"),
+                    literal("First home visit and needs assessment"), Case.centre_id,
+                    literal(run_date + timedelta(days=3), Date),
+                ).where(fresh),
+            )
+        )  # fmt: skip
+        s.execute(
+            insert(CaseEvent).from_select(
+                ["case_id", "at", "by", "status", "note"],
+                select(
+                    Case.id, literal(_now(), DateTime), literal(SYSTEM), literal("open"),
+                    literal(f"opened by the run of {run_date}: ") + Case.reason,
+                ).where(fresh),
+            )
+        )  # fmt: skip
+        # 4. the children's register, for the families whose children are alone
+        if members is not None:
+            alone = s.scalars(
+                select(Case).where(
+                    Case.opened_on == run_date, Case.reason == f"emergency: {CHILD_TRIGGER}"
+                )
+            ).all()
+            for c in alone:
+                r.children_registered += _register_children(s, c, members(c.family_id), run_date)
     return r
 
 
-def _level_on(s: Session, family_id: str, run_date: date) -> tuple[str | None, str | None]:
-    row = s.execute(
-        select(FamilyCard.level, FamilyCard.emergency_trigger).where(
-            and_(FamilyCard.run_date == run_date, FamilyCard.family_id == family_id)
-        )
-    ).first()
-    return (row.level, row.emergency_trigger) if row else (None, None)
+def _urgency(fc):
+    """3 for an emergency trigger, 2 at level E, 1 at D, 0 otherwise (SQL)."""
+    return case(
+        (fc.emergency_trigger.is_not(None), 3), (fc.level == "E", 2), (fc.level == "D", 1), else_=0
+    )
 
 
 def _register_children(s: Session, case: Case, children: list[dict], on: date) -> int:

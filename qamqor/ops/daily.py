@@ -3,6 +3,7 @@ bring the cases (and the children's register) in line with the new levels."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -46,5 +47,7 @@ def publish_and_sync(data_dir: Path, on: date, url: str | None = None) -> DailyR
     published = publish(data_dir, on, url)
     sessions = session_factory(url)
     seed_centres(sessions)
+    t0 = time.perf_counter()
     cases = sync_cases(sessions, on, members=children_of(data_dir))
+    published.seconds["cases"] = round(time.perf_counter() - t0, 1)
     return DailyResult(published, cases)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 from qamqor.engine import connect, sql_path
 from qamqor.levels.compute import card_path
 from qamqor.ops.appeals import reapply_corrections
+from qamqor.store.cardjson import card_json_sql
 from qamqor.store.db import database_url, engine_for
 from qamqor.store.published import FamilyCard, FamilyEntitlement, Publication, PublishedFinding, Run
 
@@ -37,6 +39,7 @@ class PublishResult:
     entitlements: int
     findings: int
     skipped: bool  # the same run was already published
+    seconds: dict[str, float] = field(default_factory=dict)  # per phase, for the benchmarks
 
 
 def _inputs(data_dir: Path, on: date) -> dict[str, Path]:
@@ -77,7 +80,7 @@ def _queries(files: dict[str, Path], on: date) -> dict[str, str]:
                    l.level, l.score, l.emergency_trigger, s.category,
                    CAST(s.total AS DOUBLE) AS vulnerability,
                    coalesce(s.hidden_income_flag, false) AS hidden_income_flag,
-                   CAST(to_json(c) AS VARCHAR) AS card
+                   {card_json_sql("c")} AS card
             FROM read_parquet({c}) c
             JOIN read_parquet({lv}) l USING (family_id)
             LEFT JOIN read_parquet({sc}) s USING (family_id)""",
@@ -138,7 +141,9 @@ def publish(
     """Publish run `on` of DATA_DIR; `fail_after` (a table name) simulates a crash in tests."""
     data_dir = Path(data_dir)
     files = _inputs(data_dir, on)
+    t0 = time.perf_counter()
     fp = fingerprint(on, files)
+    seconds = {"fingerprint": time.perf_counter() - t0}
     engine = engine_for(url or database_url(data_dir))
     with engine.connect() as conn:
         now = current_run(conn)
@@ -156,7 +161,9 @@ def publish(
                 conn.execute(delete(table).where(table.c.run_date == on))
             conn.execute(delete(Run).where(Run.run_date == on))
             for table, query in _queries(files, on).items():
+                t0 = time.perf_counter()
                 counts[table] = load(conn, duck, table, query)
+                seconds[table] = time.perf_counter() - t0
                 if fail_after == table:
                     raise PublishError(f"simulated crash after loading {table}")
             reapply_corrections(conn, on)
@@ -176,9 +183,16 @@ def publish(
                 conn.execute(update(Publication).where(Publication.id == 1).values(run_date=on))
     finally:
         duck.close()
+    t0 = time.perf_counter()
     prune(engine, keep=on)
+    seconds["prune"] = time.perf_counter() - t0
     return PublishResult(
-        on, counts["family_cards"], counts["family_entitlements"], counts["findings"], False
+        on,
+        counts["family_cards"],
+        counts["family_entitlements"],
+        counts["findings"],
+        False,
+        {k: round(v, 1) for k, v in seconds.items()},
     )
 
 

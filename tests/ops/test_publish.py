@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from qamqor.ops.publish import PublishError, publish
+from qamqor.store.cardjson import card_doc
 from qamqor.store.db import session_factory
 from qamqor.store.published import FamilyCard, FamilyEntitlement, Publication, PublishedFinding, Run
 
@@ -89,3 +90,23 @@ def test_a_crash_half_way_leaves_the_previous_run_visible(nation, store_url, tmp
 def test_missing_inputs_are_a_clear_error(tmp_path):
     with pytest.raises(PublishError, match="missing"):
         publish(tmp_path, RUN_DATE, f"sqlite:///{tmp_path / 'x.db'}")
+
+
+def test_stored_card_gives_back_the_exact_card(nation, tmp_path):
+    """The sparse JSON of every published family restores its card row exactly."""
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    publish(nation, RUN_DATE, url)
+    con = duckdb.connect()
+    cards = con.execute(
+        f"SELECT * FROM '{nation}/cards/history/{RUN_DATE}/families.parquet'"
+    ).fetch_df()
+    want = {r["family_id"]: r for r in cards.to_dict("records")}
+    with session_factory(url)() as s:
+        rows = s.scalars(select(FamilyCard)).all()
+    assert len(rows) == len(want)
+    for row in rows:
+        got, exp = card_doc(row), want[row.family_id]
+        for k, v in got.items():
+            e = exp[k]
+            e = None if e is None or (isinstance(e, float) and e != e) else e
+            assert v == e, (row.family_id, k, v, e)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 from fastapi import HTTPException, Path, Request
 from sqlalchemy.orm import Session
 
 from qamqor.api import queries
-from qamqor.card.columns import FAMILY_COLUMNS
 from qamqor.levels.explain import evaluate_family
+from qamqor.store.cardjson import card_doc
 from qamqor.store.published import FamilyCard
 
 Id = Annotated[int, Path(ge=1, le=2_147_483_647, description="a record number")]
@@ -33,5 +32,5 @@ def explanation(s: Session, family_id: str, lang: str) -> dict:
     card = s.get(FamilyCard, (queries.run_date(s), family_id))
     if card is None:
         raise HTTPException(404, f"no family {family_id} in the published run")
-    doc = {k: v for k, v in json.loads(card.card).items() if k in FAMILY_COLUMNS}
+    doc = card_doc(card)
     return evaluate_family(doc, card.run_date, lang=lang).as_dict()
