@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -12,6 +13,7 @@ from pydantic import BaseModel
 
 from qamqor.api.queries import NotPublished
 from qamqor.api.routes import analyst, auditor, citizen, registry, worker
+from qamqor.ops.access_log import Sealer
 from qamqor.ops.users import TOKEN_MINUTES, AuthError, authenticate, issue_token, secret
 from qamqor.store.db import database_url, session_factory
 from qamqor.web import mount as mount_web
@@ -31,7 +33,15 @@ ERRORS: dict[int | str, dict] = {
 
 
 def create_app(data_dir: Path, url: str | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        sealer = Sealer(app.state.sessions)  # chains the access log's inbox every 0.5 s
+        sealer.start()
+        yield
+        sealer.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="qamqor",
         version="0.1.0",
         description="Digital Family Card, well-being levels, entitlements, cases and audit: "

@@ -1,12 +1,16 @@
 """The access log: every read or change of a person's data, append-only and hash-chained.
 
-Each entry's `hash` is sha256 over the previous entry's hash and the entry's own fields, and the
-`access_log_head` row is moved in the same transaction, so `verify` detects an edited entry, a
-deleted one (anywhere, the newest included) and an inserted one."""
+A request records its entry in the inbox (durable before the answer, no lock). `seal` moves
+inbox entries in order onto the chain: each entry's `hash` is sha256 over the previous entry's
+hash and its own fields, and the `access_log_head` row moves in the same transaction, so
+`verify` detects an edited entry, a deleted one (anywhere, the newest included) and an inserted
+one. The API seals every half second; `verify` seals first."""
 
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -14,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from qamqor.store.access import AccessLogEntry, AccessLogHead
+from qamqor.store.access import AccessLogEntry, AccessLogHead, AccessLogInbox
 
 GENESIS = "0" * 64
 
@@ -44,36 +48,82 @@ def append(
     family_id: str | None = None,
     person_id: str | None = None,
     client: str | None = None,
-) -> AccessLogEntry:
-    """Append one entry in its own transaction (retried when a concurrent append wins)."""
-    for attempt in range(20):
-        try:
-            with sessions.begin() as s:
-                head = s.get(AccessLogHead, 1, with_for_update=True)
-                last_id, last_hash = (head.last_id, head.last_hash) if head else (0, GENESIS)
-                e = AccessLogEntry(
-                    id=last_id + 1,
-                    at=datetime.now(UTC).replace(tzinfo=None),
-                    actor=actor,
-                    role=role,
-                    family_id=family_id,
-                    person_id=person_id,
-                    action=action[:200],
-                    purpose=purpose[:200],
-                    client=client[:200] if client else None,
-                    prev_hash=last_hash,
-                )
-                e.hash = entry_hash(last_hash, e)
-                s.add(e)
-                if head is None:
-                    s.add(AccessLogHead(id=1, last_id=e.id, last_hash=e.hash))
-                else:
-                    head.last_id, head.last_hash = e.id, e.hash
-            return e
-        except (IntegrityError, OperationalError):
-            if attempt == 19:
-                raise
-    raise AssertionError("unreachable")
+) -> None:
+    """Record one access, durably, before the request answers: a plain insert into the inbox
+    (no lock, so concurrent requests share their commits); `seal` chains it within a second."""
+    with sessions.begin() as s:
+        s.add(
+            AccessLogInbox(
+                at=datetime.now(UTC).replace(tzinfo=None),
+                actor=actor,
+                role=role,
+                family_id=family_id,
+                person_id=person_id,
+                action=action[:200],
+                purpose=purpose[:200],
+                client=client[:200] if client else None,
+            )
+        )
+
+
+def seal(sessions: sessionmaker[Session], batch: int = 5_000) -> int:
+    """Move inbox entries, oldest first, onto the hash chain; returns how many. Sealers of
+    several processes take turns on the head row's lock."""
+    moved = 0
+    while True:
+        for attempt in range(20):
+            try:
+                with sessions.begin() as s:
+                    head = s.get(AccessLogHead, 1, with_for_update=True)
+                    last_id, last_hash = (head.last_id, head.last_hash) if head else (0, GENESIS)
+                    rows = s.scalars(
+                        select(AccessLogInbox).order_by(AccessLogInbox.id).limit(batch)
+                    ).all()
+                    for r in rows:
+                        last_id += 1
+                        e = AccessLogEntry(
+                            id=last_id, at=r.at, actor=r.actor, role=r.role,
+                            family_id=r.family_id, person_id=r.person_id, action=r.action,
+                            purpose=r.purpose, client=r.client, prev_hash=last_hash,
+                        )  # fmt: skip
+                        e.hash = last_hash = entry_hash(last_hash, e)
+                        s.add(e)
+                        s.delete(r)
+                    if rows and head is None:
+                        s.add(AccessLogHead(id=1, last_id=last_id, last_hash=last_hash))
+                    elif rows:
+                        head.last_id, head.last_hash = last_id, last_hash
+                break
+            except (IntegrityError, OperationalError):  # another sealer went first
+                if attempt == 19:
+                    raise
+        moved += len(rows)
+        if len(rows) < batch:
+            return moved
+
+
+class Sealer:
+    """A daemon thread sealing the inbox every `every` seconds (started by the API app)."""
+
+    def __init__(self, sessions: sessionmaker[Session], every: float = 0.5):
+        self.sessions, self.every = sessions, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="access-log-sealer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        seal(self.sessions)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                seal(self.sessions)
+            except Exception:
+                time.sleep(self.every)
 
 
 @dataclass
@@ -87,7 +137,9 @@ class Verification:
 
 
 def verify(sessions: sessionmaker[Session], limit: int = 20) -> Verification:
-    """Walk the whole chain; report up to `limit` problems (each names the entry)."""
+    """Seal the inbox, then walk the whole chain; report up to `limit` problems (each names
+    the entry)."""
+    seal(sessions)
     problems: list[str] = []
     prev_id, prev_hash, n = 0, GENESIS, 0
     with sessions() as s:
@@ -116,14 +168,21 @@ def verify(sessions: sessionmaker[Session], limit: int = 20) -> Verification:
 
 
 def who_looked(sessions: sessionmaker[Session], family_id: str, limit: int = 200) -> list[dict]:
-    """Who read or changed a family's data, newest first (what a citizen sees)."""
+    """Who read or changed a family's data, newest first (what a citizen sees), sealed or not."""
     with sessions() as s:
-        rows = s.execute(
+        pending = s.scalars(
+            select(AccessLogInbox)
+            .where(AccessLogInbox.family_id == family_id)
+            .order_by(AccessLogInbox.id.desc())
+            .limit(limit)
+        ).all()
+        sealed = s.scalars(
             select(AccessLogEntry)
             .where(AccessLogEntry.family_id == family_id)
             .order_by(AccessLogEntry.id.desc())
             .limit(limit)
-        ).scalars()
+        ).all()
+        rows = sorted([*pending, *sealed], key=lambda e: e.at, reverse=True)[:limit]
         return [
             {
                 "at": e.at.isoformat(timespec="seconds"),

@@ -53,6 +53,24 @@ class AccessLogEntry(Base):
     hash: Mapped[str] = mapped_column(String(64), nullable=False)
 
 
+class AccessLogInbox(Base):
+    """Entries just written by requests, not yet chained: an insert here needs no lock, so
+    concurrent requests commit together; `qamqor.ops.access_log.seal` moves them, in id order,
+    onto the chain within a second."""
+
+    __tablename__ = "access_log_inbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
+    actor: Mapped[str] = mapped_column(String(64), nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    family_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    person_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    action: Mapped[str] = mapped_column(String(200), nullable=False)
+    purpose: Mapped[str] = mapped_column(String(200), nullable=False)
+    client: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
 class AccessLogHead(Base):
     """The chain's last id and hash, updated in the same transaction as each append, so that
     deleting the newest entries is detected too."""

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from qamqor.api.app import create_app
 from qamqor.api.queries import MIN_CELL
 from qamqor.cli import app as cli
+from qamqor.ops.access_log import seal
 from qamqor.ops.daily import publish_and_sync
 from qamqor.ops.demo import DEFAULT_PASSWORD, seed_demo_users
 from qamqor.store.access import AccessLogEntry, User
@@ -137,6 +138,8 @@ def test_integrator_search_names_the_xroad_client(api):
     assert r.status_code == 200
     records = r.json()["message"]["records"]
     assert records and all(x["level"] == "E" for x in records)
+    sealed = seal(session_factory(api.store_url))  # what the app's sealer does every 0.5 s
+    assert sealed >= len(records)
     with session_factory(api.store_url)() as s:
         clients = s.scalars(
             select(AccessLogEntry.client).where(AccessLogEntry.action == "registry search")

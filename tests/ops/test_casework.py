@@ -217,3 +217,34 @@ def test_access_log_detects_edits_and_deletions(store_url):
         s.execute(text("DELETE FROM access_log WHERE id = 6"))
     v = access_log.verify(sessions)
     assert not v.ok and any("head" in p for p in v.problems)
+
+
+def test_access_log_sealer_chains_concurrent_appends(store_url):
+    """Appends from many threads at once all land on the chain, in order, exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from qamqor.store.access import AccessLogEntry, AccessLogInbox
+
+    sessions = session_factory(store_url)
+    sealer = access_log.Sealer(sessions, every=0.05)
+    sealer.start()
+
+    def one(i: int) -> None:
+        access_log.append(
+            sessions,
+            actor=f"u{i}",
+            role="worker",
+            action="read card",
+            purpose="case review",
+            family_id=f"F{i % 7}",
+        )
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(one, range(200)))
+    sealer.stop()
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(AccessLogInbox)) == 0
+        actors = s.scalars(select(AccessLogEntry.actor)).all()
+    assert sorted(actors) == sorted(f"u{i}" for i in range(200))
+    v = access_log.verify(sessions)
+    assert v.ok and v.entries == 200
