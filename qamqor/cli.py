@@ -231,10 +231,21 @@ def explain(
     lang: str = typer.Option("en", "--lang", help="kk, ru or en"),
     methodology: Path = METHODOLOGY,
     measure: str = typer.Option(None, "--measure", help="Explain a support measure instead"),
+    income: bool = typer.Option(False, "--income", help="Explain the hidden-income score"),
 ) -> None:
     """Explain a family's level: every indicator's value, cut-off, weight and points."""
     from qamqor.levels.explain import explain_family
 
+    if income:  # computed on demand (SHAP of the saved model), flagged or not
+        from qamqor.scoring.hidden_income import explain_income
+
+        try:
+            h = explain_income(data_dir, family_id)
+        except (FileNotFoundError, KeyError) as ex:
+            _fail(str(ex.args[0]) if isinstance(ex, KeyError) else str(ex))
+        text = json.dumps(h, default=str, ensure_ascii=False, indent=2)
+        print(text if as_json else h["explanation"])
+        return
     when = _card_date(data_dir, on)
     if measure:
         from qamqor.measures.explain import explain_measures
@@ -554,8 +565,9 @@ def audit_eval_cmd(data_dir: Path) -> None:
         _fail(str(e))
         return
     table = Table(
-        "type", "findings", "planted", "precision", "recall", "F1", "money planted", "money found"
-    )
+        "type", "findings", "planted", "precision", "any error", "recall", "F1", "money planted",
+        "money found",
+    )  # fmt: skip
     for t, v in r["types"].items():
         cells = [
             f"{v[k]:.2f}" if v[k] is not None else "—"
@@ -564,13 +576,39 @@ def audit_eval_cmd(data_dir: Path) -> None:
         table.add_row(
             t,
             f"{v['findings']:,}",
-            f"{v['planted']:,}",
+            f"{v['planted']:,}" if v["planted"] is not None else "not planted",
             *cells,
             f"{v['money_planted']:,.0f}",
             f"{v['money_found']:,.0f}",
         )
     console.print(table)
+    for kind, link in (r.get("linkage") or {}).items():
+        console.print(
+            f"identity linkage, {kind} pairs: {link['pairs_found']:,} of {link['planted']:,} "
+            f"planted, precision {link['precision'] or 0:.3f}, recall {link['recall'] or 0:.3f},"
+            f" F1 {link['f1'] or 0:.3f}"
+        )
     console.print(f"→ {data_dir / 'audit' / 'evaluation.json'}")
+
+
+@app.command("audit-report")
+def audit_report_cmd(
+    data_dir: Path,
+    on: str = typer.Option(None, "--date", help="Default: the date of the audit"),
+    top: int = typer.Option(2000, min=1, help="Findings listed in the page (largest first)"),
+    truth: bool = typer.Option(True, help="Targeting against truth/ (an evaluation) if present"),
+) -> None:
+    """The audit report: DIR/audit/report.html, report.json, targeting.json (docs/audit.md)."""
+    from qamqor.audit.report import ReportError, build_report
+    from qamqor.audit.targeting import TargetingError
+
+    try:
+        r = build_report(data_dir, _date(on) if on else None, top, truth)
+    except (ReportError, TargetingError) as e:
+        _fail(str(e))
+        return
+    t = "with targeting against truth/" if r.targeting else "without targeting (no truth/)"
+    console.print(f"{r.listed:,} of {r.findings:,} findings listed, {t} → {r.html}, {r.json}")
 
 
 # --- identity linkage (issue 5, item 2) -------------------------------------------------------

@@ -2,11 +2,14 @@
 
 A finding and a planted error match when they name the same type, family (or person, for the
 dead, who have no family on the card) and measure. Precision is over findings, recall over the
-planted (family, measure) pairs; `precision_any` counts a finding true when it names
-any planted improper payment of that family and measure (e.g. a second identity's payment
-that the audit reports as not entitled: a real error under another label); money is the
-planted payments' amount in the extract, found or not. Exclusion errors come from
-`truth/persons.parquet` (`excluded_from`).
+planted (family, measure) pairs; `precision_any` counts a finding true when it names any planted
+error of that family and measure (under another label); money is the planted payments' amount in
+the extract, found or not. A payment may carry several planted errors (e.g. ASP to a family
+hiding income and owning commercial property): each is a planted error of its own type.
+Exclusion errors come from `truth/persons.parquet` (`excluded_from`: the measures a person is
+entitled to and not paid). The identity linkage is scored too, against the planted second
+identities (`duplicate_of`): every pair Splink linked (`linked`) and the pairs the audit reports
+as a second identity (`reported`), with the share where it named the right record.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 
 import duckdb
 
-from qamqor.audit.findings import TYPES
+from qamqor.audit.findings import NOT_PLANTED, TYPES
 from qamqor.card.build import PSEUDONYM_KEY
 
 PLANTED = {  # generator error type -> finding type
@@ -25,10 +28,76 @@ PLANTED = {  # generator error type -> finding type
     "duplicate_period": "duplicate_payment",
     "two_regions": "paid_in_two_regions",
     "asp_commercial_property": "asp_commercial_property",
+    "hidden_household_member": "hidden_household_member",
     "hidden_income": "hidden_income",
     "incompatible": "incompatible_measures",
     "wrong_amount": "amount_mismatch",
+    "duplicate_identity": "duplicate_identity",
 }
+
+
+def _exclusions(con: duckdb.DuckDBPyConnection, d: Path, members: str, pid: str) -> None:
+    """Planted exclusions into `truth`: a list of measures per person (or one, older truth);
+    the money is the entitlement's monthly amount over the extract's three months."""
+    src = f"read_parquet('{(d / 'truth' / 'persons.parquet').as_posix()}')"
+    kind = con.execute(f"SELECT typeof(excluded_from) FROM {src} LIMIT 1").fetchone()
+    measure = "unnest(excluded_from)" if kind and kind[0].endswith("[]") else "excluded_from"
+    ent = (d / "entitlements" / "entitlements.parquet").as_posix()
+    con.execute(
+        f"""
+        INSERT INTO truth
+        SELECT 'exclusion_error', coalesce(m.family_id, {pid}), t.measure,
+               coalesce(e.amount * 3, 0)
+        FROM (SELECT iin, {measure} AS measure FROM {src}) t
+        LEFT JOIN read_parquet('{members}') m ON m.person_id = {pid}
+        LEFT JOIN (SELECT family_id, measure, max(amount) AS amount
+                   FROM read_parquet('{ent}') GROUP BY ALL) e
+          ON e.family_id = m.family_id AND e.measure = t.measure
+        WHERE t.measure IS NOT NULL
+        """
+    )
+
+
+def _linkage(con: duckdb.DuckDBPyConnection, d: Path, pid: str) -> dict | None:
+    """Linked pairs against the planted second identities (unordered pairs of person ids)."""
+    pairs = d / "audit" / "identities.parquet"
+    persons = d / "truth" / "persons.parquet"
+    if not pairs.exists() or not persons.exists():
+        return None
+    con.execute(
+        f"""
+        CREATE TABLE dup_truth AS
+        SELECT least(a, b) AS a, greatest(a, b) AS b, second FROM (
+            SELECT {pid} AS second, {pid.replace("t.iin", "t.duplicate_of")} AS a,
+                   {pid} AS b
+            FROM read_parquet('{persons.as_posix()}') t WHERE t.duplicate_of IS NOT NULL);
+        CREATE TABLE dup_found AS
+        SELECT least(person_id, other_person_id) AS a,
+               greatest(person_id, other_person_id) AS b, person_id AS second, reported
+        FROM read_parquet('{pairs.as_posix()}')
+        """
+    )
+    out = {}
+    for name, where in (("reported", "WHERE reported"), ("linked", "")):
+        n_f, n_t, tp, named = con.execute(
+            f"SELECT (SELECT count(*) FROM dup_found {where}), (SELECT count(*) FROM dup_truth), "
+            f"(SELECT count(*) FROM (SELECT * FROM dup_found {where}) SEMI JOIN dup_truth "
+            "USING (a, b)), (SELECT count(*) FROM dup_found JOIN dup_truth USING (a, b, second) "
+            "WHERE reported)"
+        ).fetchone()
+        p = tp / n_f if n_f else None
+        r = tp / n_t if n_t else None
+        out[name] = {
+            "pairs_found": n_f,
+            "planted": n_t,
+            "true_pairs": tp,
+            "precision": p,
+            "recall": r,
+            "f1": 2 * p * r / (p + r) if p and r else (0.0 if n_f and n_t else None),
+        }
+        if name == "reported":
+            out[name]["second_identity_named"] = named / tp if tp else None
+    return out
 
 
 def evaluate(data_dir: Path) -> dict:
@@ -54,24 +123,9 @@ def evaluate(data_dir: Path) -> dict:
         LEFT JOIN read_parquet('{members}') m ON m.person_id = {pid}
         """
     )
+    if (truth / "persons.parquet").exists():
+        _exclusions(con, d, members, pid)
     con.execute("CREATE TABLE anyk AS SELECT DISTINCT who, measure FROM truth")
-    persons = truth / "persons.parquet"
-    if persons.exists():
-        ent = (d / "entitlements" / "entitlements.parquet").as_posix()
-        con.execute(
-            f"""
-            INSERT INTO truth
-            SELECT 'exclusion_error', coalesce(m.family_id, {pid}), t.excluded_from,
-                   coalesce(e.amount * 3, 0)
-            FROM read_parquet('{persons.as_posix()}') t
-            LEFT JOIN read_parquet('{members}') m ON m.person_id = {pid}
-            LEFT JOIN (SELECT family_id, measure, max(amount) AS amount
-                       FROM read_parquet('{ent}') GROUP BY ALL) e
-              ON e.family_id = m.family_id AND e.measure = t.excluded_from
-            WHERE t.excluded_from IS NOT NULL
-            """
-        )
-    con.execute("INSERT INTO anyk SELECT DISTINCT who, measure FROM truth WHERE type IS NOT NULL")
     con.execute("DELETE FROM truth WHERE type IS NULL")
     con.execute(
         f"""
@@ -101,12 +155,13 @@ def evaluate(data_dir: Path) -> dict:
             "AS hit FROM tk WHERE type = ?)",
             [t],
         ).fetchone()
-        p = tp_f / n_f if n_f else None
+        scored = t not in NOT_PLANTED  # a targeting signal: nothing planted to score it by
+        p = tp_f / n_f if n_f and scored else None
         r = tp_t / n_t if n_t else None
         f1 = 2 * p * r / (p + r) if p and r else (0.0 if n_f and n_t else None)
         rows[t] = {
             "findings": n_f,
-            "planted": n_t,
+            "planted": n_t if scored else None,
             "true_findings": tp_f,
             "planted_found": tp_t,
             "precision": p,
@@ -117,6 +172,10 @@ def evaluate(data_dir: Path) -> dict:
             "money_found": found,
             "amount_at_risk": risk,
         }
-    out = {"types": rows, "matching": "type, family (or person) and measure"}
+    out = {
+        "types": rows,
+        "linkage": _linkage(con, d, pid),
+        "matching": "type, family (or person) and measure",
+    }
     (d / "audit" / "evaluation.json").write_text(json.dumps(out, indent=2))
     return out

@@ -2,20 +2,23 @@
 
 `run_audit` reads the payments registry, the population, the card, the levels, the scores and
 the entitlements of the run, never the generator's truth, and writes `DIR/audit/findings.parquet`
-with one row per finding. Every rule is one SQL query over the same views; see docs/audit.md.
+with one row per finding. Every rule is one SQL query over the same views; the same person under
+two population records is found first by identity linkage (Splink, `qamqor.linkage.identities`)
+and used by the rules. See docs/audit.md.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 
 from qamqor.card.build import PSEUDONYM_KEY
 from qamqor.engine import atomic_dir
+from qamqor.linkage.identities import PAIRS, same_person
 
 TYPES = (
     "paid_after_death",
@@ -28,16 +31,26 @@ TYPES = (
     "incompatible_measures",
     "amount_mismatch",
     "exclusion_error",
+    "hidden_household_member",
+    "duplicate_identity",
 )
+NOT_PLANTED = ("asp_level_a_b",)  # a targeting signal, not an error the generator plants
 AMOUNT_TOLERANCE = 0.25  # a payment more than 25 % above or below the reference is a mismatch
 # ASP families are checked below the model's own flag: an inspection, not a sanction.
 HIDDEN_INCOME_SCORE = 2.5
-CUT_OFF_DAY = 27  # a month's payment list closes on this day: a death before it stops the month
+CUT_OFF_DAY = 27  # a month's payment list closes on this day: a death by then stops the month
 # Measures whose payment the audit checks against an entitlement row (the rules engine's
 # coverage of the registry is close for these; age pensions depend on a work record the card
 # lacks, births on a claim window longer than the extract).
 CHECKED = ("asp", "large_family", "disability", "carer_disabled_child", "breadwinner_loss")
-PROACTIVE = ("large_family", "carer_disabled_child", "childcare", "disability")
+# Proactive monthly measures checked for exclusion errors, by who is entitled: the person, the
+# family, or each child (childcare: the child's entitlement, paid to the mother).
+PROACTIVE_PERSON = ("disability",)
+PROACTIVE_FAMILY = ("large_family", "carer_disabled_child")
+# Amounts the card cannot compute exactly: the pension (a work record the card lacks) and ASP
+# (assigned per quarter on the income and the poverty line of the assignment): checked against
+# the person's own usual amount only.
+OWN_AMOUNT_ONLY = ("age_pension", "asp")
 # State social benefits one person cannot draw together (one of them is chosen).
 INCOMPATIBLE = (("breadwinner_loss", "disability"),)
 
@@ -52,6 +65,7 @@ class AuditResult:
     by_type: dict[str, int]
     amount_at_risk: float
     path: Path
+    linked_pairs: int = 0
 
 
 def _need(path: Path) -> str:
@@ -60,10 +74,13 @@ def _need(path: Path) -> str:
     return f"'{path.as_posix()}'"
 
 
-def _views(con: duckdb.DuckDBPyConnection, d: Path) -> None:
+def _views(con: duckdb.DuckDBPyConnection, d: Path, on: date | None) -> None:
     files = {
         "payments_raw": d / "ingested" / "payments.parquet",
         "population": d / "ingested" / "population.parquet",
+        "civil_events": d / "ingested" / "civil_events.parquet",
+        "income": d / "ingested" / "income.parquet",
+        "tax": d / "ingested" / "tax.parquet",
         "ent": d / "entitlements" / "entitlements.parquet",
         "members": d / "cards" / "members.parquet",
         "card": d / "cards" / "families.parquet",
@@ -74,27 +91,147 @@ def _views(con: duckdb.DuckDBPyConnection, d: Path) -> None:
     for name, path in files.items():
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({_need(path)})")
     key = PSEUDONYM_KEY.replace("'", "''")
+    con.execute(f"CREATE MACRO pid(iin) AS substr(sha256('{key}' || iin), 1, 16)")
     con.execute(
-        f"""
+        """
         CREATE TABLE pay AS
-        SELECT p.*, substr(sha256('{key}' || p.iin), 1, 16) AS person_id, m.family_id
-        FROM payments_raw p
-        LEFT JOIN members m ON m.person_id = substr(sha256('{key}' || p.iin), 1, 16)
+        WITH who AS (SELECT iin, pid(iin) AS person_id FROM (SELECT DISTINCT iin FROM payments_raw))
+        SELECT p.*, who.person_id, m.family_id
+        FROM payments_raw p JOIN who USING (iin)
+        LEFT JOIN members m USING (person_id)
         """
     )
     con.execute(
         """
-        CREATE TABLE paid_keys AS
-        SELECT DISTINCT measure, person_id AS who FROM pay
-        UNION SELECT DISTINCT measure, family_id FROM pay WHERE family_id IS NOT NULL;
         CREATE TABLE repeated AS
         SELECT * FROM pay SEMI JOIN (SELECT person_id, measure, period FROM pay
                                      GROUP BY ALL HAVING count(*) > 1) r
             USING (person_id, measure, period)
         """
     )
-    months = con.execute("SELECT greatest(count(DISTINCT period), 1) FROM pay").fetchone()[0]
+    months, last = con.execute(
+        "SELECT greatest(count(DISTINCT period), 1), max(period) FROM pay"
+    ).fetchone()
     con.execute(f"CREATE MACRO annual(x) AS round(x * 12 / {months}, 0)")
+    # the income window: the three months before the run date (or after the last payment)
+    end = on or ((last or date.today()) + timedelta(days=31)).replace(day=1)
+    con.execute(f"CREATE MACRO in_window(d) AS d >= DATE '{end}' - INTERVAL 3 MONTH "
+                f"AND d < DATE '{end}'")  # fmt: skip
+
+
+def _identities(con: duckdb.DuckDBPyConnection, out: Path | None) -> int:
+    """Link the population records of everyone paid (Splink) and decide, for each linked pair,
+    which record is the second identity. Tables `linked` (every pair) and `second` (the
+    records reported); writes `out/identities.parquet` and the model if `out` is given."""
+    people = con.execute(
+        """
+        SELECT pp.iin, pp.surname, pp.first_name, pp.patronymic, pp.birth_date, pp.sex,
+               b.benefits
+        FROM population pp
+        JOIN (SELECT iin, array_to_string(list_sort(list(DISTINCT measure || ':'
+                          || round(amount)::BIGINT)), '|') AS benefits
+              FROM pay GROUP BY iin) b USING (iin)
+        """
+    ).df()
+    model = out / "identity_model.json" if out else None
+    pairs = same_person(people, save_model=model)
+    con.execute(
+        "CREATE TABLE pairs_in (id_l VARCHAR, id_r VARCHAR, match_probability DOUBLE, "
+        "match_weight DOUBLE, surname_l VARCHAR, surname_r VARCHAR, first_name_l VARCHAR, "
+        "first_name_r VARCHAR, patronymic_l VARCHAR, patronymic_r VARCHAR, dob_l VARCHAR, "
+        "dob_r VARCHAR)"
+    )
+    if len(pairs):
+        con.register("pairs_df", pairs[PAIRS])
+        con.execute("INSERT INTO pairs_in SELECT * FROM pairs_df")
+        con.unregister("pairs_df")
+    con.execute(
+        """
+        CREATE TABLE pairs AS
+        SELECT id_l, id_r, match_probability, match_weight,
+               concat_ws(', ',
+                 CASE WHEN surname_l = surname_r THEN 'same surname'
+                      WHEN jaro_winkler_similarity(surname_l, surname_r) >= 0.8
+                      THEN 'surname spelled differently' ELSE 'another surname' END,
+                 CASE WHEN first_name_l = first_name_r THEN 'same first name'
+                      ELSE 'first name spelled differently' END,
+                 CASE WHEN patronymic_l = patronymic_r THEN 'same patronymic'
+                      ELSE 'patronymic spelled differently' END,
+                 CASE WHEN dob_l = dob_r THEN 'same birth date'
+                      WHEN strftime(dob_l::DATE, '%Y-%d-%m') = dob_r
+                      THEN 'birth day and month swapped' ELSE 'birth dates differ' END)
+                 AS agreement
+        FROM pairs_in
+        """
+    )
+    # Registry ties of each linked record: a genuine record sits in a family (parents or
+    # children name it, a marriage, others at its address); a second identity made to draw
+    # benefits has none.
+    con.execute(
+        """
+        CREATE TABLE rec AS
+        WITH ids AS (SELECT id_l AS iin FROM pairs UNION SELECT id_r FROM pairs),
+        kids AS (SELECT mother_iin AS iin FROM population WHERE mother_iin IN (SELECT iin FROM ids)
+                 UNION SELECT father_iin FROM population WHERE father_iin IN (SELECT iin FROM ids)),
+        wed AS (SELECT iin FROM civil_events WHERE event_type = 'marriage'
+                UNION SELECT other_iin FROM civil_events WHERE event_type = 'marriage'),
+        addr AS (SELECT address_id, count(*) AS n FROM population
+                 WHERE death_date IS NULL AND address_id IN (
+                     SELECT address_id FROM population SEMI JOIN ids USING (iin))
+                 GROUP BY address_id)
+        SELECT pp.iin, pid(pp.iin) AS person_id, pp.region,
+               NOT (pp.father_iin IS NOT NULL OR pp.mother_iin IS NOT NULL
+                    OR pp.iin IN (SELECT iin FROM kids) OR pp.iin IN (SELECT iin FROM wed)
+                    OR coalesce(a.n, 1) > 1) AS alone
+        FROM population pp SEMI JOIN ids USING (iin)
+        LEFT JOIN addr a USING (address_id)
+        """
+    )
+    # The second identity: the record with no ties beside one with ties; if neither has any,
+    # the later IIN (a higher serial for the same birth date: issued later). Both with ties:
+    # two people (namesakes), not reported.
+    con.execute(
+        """
+        CREATE TABLE linked AS
+        SELECT p.*, l.person_id AS pid_l, r.person_id AS pid_r, l.region AS region_l,
+               r.region AS region_r, l.alone AS alone_l, r.alone AS alone_r,
+               CASE WHEN l.alone AND NOT r.alone THEN 'l'
+                    WHEN r.alone AND NOT l.alone THEN 'r'
+                    WHEN l.alone AND r.alone THEN
+                      CASE WHEN (left(p.id_l, 6) = left(p.id_r, 6)
+                                 AND substr(p.id_l, 8, 4) > substr(p.id_r, 8, 4))
+                                OR (left(p.id_l, 6) <> left(p.id_r, 6) AND p.id_l > p.id_r)
+                           THEN 'l' ELSE 'r' END END AS second_side
+        FROM pairs p JOIN rec l ON l.iin = p.id_l JOIN rec r ON r.iin = p.id_r;
+        CREATE TABLE second AS
+        SELECT person_id, arg_max(other_person_id, match_probability) AS other_person_id,
+               max(match_probability) AS match_probability, arg_max(agreement,
+               match_probability) AS agreement, arg_max(other_region, match_probability)
+               AS other_region, bool_or(sure) AS sure
+        FROM (SELECT CASE second_side WHEN 'l' THEN pid_l ELSE pid_r END AS person_id,
+                     CASE second_side WHEN 'l' THEN pid_r ELSE pid_l END AS other_person_id,
+                     CASE second_side WHEN 'l' THEN region_r ELSE region_l END AS other_region,
+                     match_probability, agreement, alone_l <> alone_r AS sure
+              FROM linked WHERE second_side IS NOT NULL)
+        GROUP BY person_id
+        """
+    )
+    if out is not None:
+        con.execute(
+            f"""
+            COPY (SELECT CASE second_side WHEN 'r' THEN pid_r ELSE pid_l END AS person_id,
+                         CASE second_side WHEN 'r' THEN pid_l ELSE pid_r END
+                           AS other_person_id,
+                         match_probability, match_weight, agreement,
+                         second_side IS NOT NULL AS reported,
+                         CASE WHEN second_side IS NULL THEN 'both records have family ties'
+                              WHEN alone_l AND alone_r THEN 'neither has family ties: the later IIN'
+                              ELSE 'person_id has no family ties' END AS reason
+                  FROM linked ORDER BY person_id, other_person_id)
+            TO '{(out / "identities.parquet").as_posix()}' (FORMAT parquet)
+            """
+        )
+    return con.execute("SELECT count(*) FROM linked").fetchone()[0]
 
 
 def _kzt(expr: str) -> str:
@@ -107,12 +244,18 @@ def _queries(line: dict[str, float]) -> dict[str, str]:
     severity, keyx (what makes the finding unique beyond type, person and measure)."""
     lines = " ".join(f"WHEN '{r}' THEN {v}" for r, v in line.items()) or "WHEN '' THEN 0"
     income = "c.income_per_capita_3m - coalesce(f.asp_3m, 0) / c.members"  # as income_for_asp
-    # childcare is the child's entitlement, paid to the parent: checked for the family
-    who_person = "CASE WHEN e.measure = 'childcare' THEN NULL ELSE e.person_id END"
     checked = ", ".join(f"'{m}'" for m in CHECKED)
-    proactive = ", ".join(f"'{m}'" for m in PROACTIVE)
+    per_person = ", ".join(f"'{m}'" for m in PROACTIVE_PERSON)
+    per_family = ", ".join(f"'{m}'" for m in PROACTIVE_FAMILY)
+    own_only = ", ".join(f"'{m}'" for m in OWN_AMOUNT_ONLY)
     incompatible = " OR ".join(
         f"(a.measure = '{x}' AND b.measure = '{y}')" for x, y in INCOMPATIBLE
+    )
+    # a second identity's payments are reported once, as duplicate_identity: the rules that
+    # judge a payment by the record's own family (fictitious) skip them
+    genuine = "p.person_id NOT IN (SELECT person_id FROM second)"
+    genuine_fam = (
+        "p.family_id NOT IN (SELECT family_id FROM members SEMI JOIN second USING (person_id))"
     )
     return {
         "paid_after_death": f"""
@@ -123,7 +266,7 @@ def _queries(line: dict[str, float]) -> dict[str, str]:
                    'high', ''
             FROM pay p JOIN population pp ON pp.iin = p.iin
             WHERE pp.death_date IS NOT NULL
-              AND pp.death_date < p.period + INTERVAL {CUT_OFF_DAY - 1} DAY
+              AND pp.death_date <= p.period + INTERVAL {CUT_OFF_DAY - 1} DAY
             GROUP BY p.person_id, p.measure""",
         "not_entitled": f"""
             SELECT any_value(p.family_id), p.person_id, p.measure, annual(sum(p.amount)),
@@ -141,31 +284,43 @@ def _queries(line: dict[str, float]) -> dict[str, str]:
             FROM pay p JOIN card c ON c.family_id = p.family_id
             LEFT JOIN facts f ON f.family_id = p.family_id
             LEFT JOIN population pp ON pp.iin = p.iin
-            WHERE p.measure IN ({checked}) AND pp.death_date IS NULL
+            WHERE p.measure IN ({checked}) AND pp.death_date IS NULL AND {genuine}
               AND (p.measure <> 'asp' OR {income} > CASE c.region {lines} END)
               AND NOT EXISTS (SELECT 1 FROM ent e WHERE e.measure = p.measure
                               AND e.family_id = p.family_id)
             GROUP BY p.person_id, p.measure""",
+        # the same amount paid more often than the rules give it: births once per child born
+        # that month, childcare once per entitled child (the amount follows the birth order);
+        # for a second identity, the children of the genuine record's family
         "duplicate_payment": f"""
-            WITH kids AS (SELECT family_id, measure, count(*) AS n FROM ent
-                          WHERE measure IN ('birth', 'childcare') GROUP BY ALL),
-            bl AS (SELECT DISTINCT person_id, period FROM pay WHERE measure = 'breadwinner_loss')
+            WITH babies AS (SELECT pid(iin) AS person_id, date_trunc('month', birth_date) AS m
+                            FROM population
+                            WHERE birth_date >= (SELECT min(period) FROM pay) - INTERVAL 2 YEAR),
+            kids AS (SELECT e.family_id, e.measure,
+                            CASE WHEN e.measure = 'birth' THEN b.m END AS month,
+                            round(e.amount) AS amount, count(*) AS n
+                     FROM ent e LEFT JOIN babies b USING (person_id)
+                     WHERE e.measure IN ('birth', 'childcare') GROUP BY ALL),
+            bl AS (SELECT DISTINCT person_id, period FROM pay WHERE measure = 'breadwinner_loss'),
+            rp AS (SELECT p.*, coalesce(gm.family_id, p.family_id) AS kin
+                   FROM repeated p LEFT JOIN second s USING (person_id)
+                   LEFT JOIN members gm ON gm.person_id = s.other_person_id)
             SELECT any_value(p.family_id), p.person_id, p.measure,
-                   annual(sum(p.amount) - max(p.amount)),
+                   annual(sum(p.amount) - max(p.amount) * greatest(coalesce(any_value(k.n), 1), 1)),
                    p.measure || ' paid ' || count(*) || ' times for '
                    || strftime(p.period, '%Y-%m') || ' in ' || p.region || ': '
                    || string_agg({_kzt("p.amount")}, ' + ' ORDER BY p.payment_id) || ' KZT ('
                    || string_agg(p.payment_id, ', ' ORDER BY p.payment_id) || ')'
                    || CASE WHEN any_value(k.n) > 1 THEN '; ' || any_value(k.n)
-                      || ' children entitled in the family' ELSE '' END,
-                   'high', strftime(p.period, '%Y-%m')
-            FROM repeated p
-            LEFT JOIN kids k ON k.family_id = p.family_id AND k.measure = p.measure
+                      || ' children entitled to this amount in the family' ELSE '' END,
+                   'high', strftime(p.period, '%Y-%m') || ' ' || round(p.amount)::BIGINT
+            FROM rp p
+            LEFT JOIN kids k ON k.family_id = p.kin AND k.measure = p.measure
+                AND abs(k.amount - p.amount) < 1 AND (p.measure <> 'birth' OR k.month = p.period)
             WHERE NOT (p.measure = 'disability' AND EXISTS (SELECT 1 FROM bl
                        WHERE bl.person_id = p.person_id AND bl.period = p.period))
-            GROUP BY p.person_id, p.measure, p.period, p.region
-            HAVING count(*) > greatest(coalesce(any_value(k.n), 1), 1)
-               AND min(p.amount) = max(p.amount)""",
+            GROUP BY p.person_id, p.measure, p.period, p.region, p.amount
+            HAVING count(*) > greatest(coalesce(any_value(k.n), 1), 1)""",
         "paid_in_two_regions": f"""
             SELECT any_value(family_id), person_id, measure,
                    annual(sum(amount) - max(amount)),
@@ -182,7 +337,7 @@ def _queries(line: dict[str, float]) -> dict[str, str]:
                    || any_value(l.level) || ' (score ' || round(any_value(l.score), 1) || ')',
                    'medium', ''
             FROM pay p JOIN levels l ON l.family_id = p.family_id
-            WHERE p.measure = 'asp' AND l.level IN ('A', 'B')
+            WHERE p.measure = 'asp' AND l.level IN ('A', 'B') AND {genuine}
             GROUP BY p.family_id""",
         "asp_commercial_property": f"""
             SELECT p.family_id, NULL, 'asp', annual(sum(p.amount)),
@@ -191,23 +346,59 @@ def _queries(line: dict[str, float]) -> dict[str, str]:
                    || any_value(c.dwellings) || ' dwelling(s), property value '
                    || {_kzt("any_value(c.property_value)")} || ' KZT', 'high', ''
             FROM pay p JOIN card c ON c.family_id = p.family_id
-            WHERE p.measure = 'asp' AND (c.commercial > 0 OR c.dwellings >= 6)
+            WHERE p.measure = 'asp' AND (c.commercial > 0 OR c.dwellings >= 6) AND {genuine}
             GROUP BY p.family_id""",
         "hidden_income": f"""
             SELECT p.family_id, NULL, 'asp', annual(sum(p.amount)),
                    'ASP ' || {_kzt("sum(p.amount)")} || ' KZT; hidden-income score '
                    || round(any_value(h.hidden_income_score), 2) || ': '
-                   || any_value(h.explanation),
+                   || coalesce(any_value(h.explanation), 'declared '
+                      || {_kzt("any_value(h.declared_income)")} || ' vs expected '
+                      || {_kzt("any_value(h.expected_income)")} || ' a month (z '
+                      || round(any_value(h.z), 1) || ')'),
                    CASE WHEN any_value(h.hidden_income_flag) THEN 'medium' ELSE 'low' END, ''
             FROM pay p JOIN hidden h ON h.family_id = p.family_id
-            WHERE p.measure = 'asp'
+            WHERE p.measure = 'asp' AND {genuine}
               AND (h.hidden_income_flag OR h.hidden_income_score >= {HIDDEN_INCOME_SCORE})
             GROUP BY p.family_id""",
+        # a person registered at the family's address, not in the family, whose own declared
+        # income (wages, self-employment) would lift the family above the poverty line
+        "hidden_household_member": f"""
+            WITH fam AS (SELECT p.family_id, any_value(pp.address_id) AS address_id,
+                                sum(p.amount) AS amount, count(*) AS n,
+                                string_agg(p.payment_id, ', ' ORDER BY p.payment_id) AS ids
+                         FROM pay p JOIN population pp USING (iin)
+                         WHERE p.measure = 'asp' AND {genuine} GROUP BY p.family_id),
+            co AS (SELECT f.family_id, q.iin, pid(q.iin) AS person_id
+                   FROM fam f JOIN population q USING (address_id)
+                   WHERE q.death_date IS NULL),
+            earn AS (SELECT iin, sum(x) / 3 AS monthly FROM (
+                       SELECT iin, income AS x FROM income WHERE in_window(period)
+                       UNION ALL SELECT iin, declared_income FROM tax WHERE in_window(period))
+                     WHERE iin IN (SELECT iin FROM co) GROUP BY iin),
+            hid AS (SELECT co.family_id, count(*) AS k, sum(e.monthly) AS monthly,
+                           string_agg(co.person_id || ' (' || m.role || ' of family '
+                             || m.family_id || ', ' || {_kzt("e.monthly")} || ' KZT/month)', '; '
+                             ORDER BY co.person_id) AS who
+                    FROM co JOIN earn e USING (iin)
+                    JOIN members m ON m.person_id = co.person_id AND m.family_id <> co.family_id
+                    GROUP BY co.family_id)
+            SELECT a.family_id, NULL, 'asp', annual(a.amount),
+                   'ASP ' || {_kzt("a.amount")} || ' KZT (' || a.ids || '); registered at the '
+                   || 'family''s address and not declared in it: ' || h.who
+                   || '; with this income the family''s income per member would be '
+                   || {_kzt(f"(({income}) * c.members + h.monthly) / (c.members + h.k)")}
+                   || ' KZT/month against a line of '
+                   || {_kzt(f"CASE c.region {lines} END")}, 'high', ''
+            FROM fam a JOIN hid h USING (family_id) JOIN card c USING (family_id)
+            LEFT JOIN facts f USING (family_id)
+            WHERE (({income}) * c.members + h.monthly) / (c.members + h.k)
+                  >= CASE c.region {lines} END""",
         "incompatible_measures": f"""
             WITH m AS (SELECT person_id, any_value(family_id) AS family_id, measure, period,
                               count(*) AS n, sum(amount) AS amount, max(amount) AS top,
                               string_agg(payment_id, ', ' ORDER BY payment_id) AS ids
-                       FROM pay GROUP BY person_id, measure, period)
+                       FROM pay GROUP BY person_id, measure, period, region)
             SELECT any_value(a.family_id), a.person_id, b.measure, annual(sum(b.amount - b.top)),
                    b.measure || ' paid with ' || a.measure || ' (not combined) for '
                    || string_agg(strftime(a.period, '%Y-%m'), ', ' ORDER BY a.period) || ': '
@@ -217,41 +408,115 @@ def _queries(line: dict[str, float]) -> dict[str, str]:
             FROM m a JOIN m b ON a.person_id = b.person_id AND a.period = b.period
             WHERE ({incompatible}) AND b.n > 1
             GROUP BY a.person_id, a.measure, b.measure""",
+        # the reference: the rule's amounts for the person or the family (per child for births
+        # and childcare), or the person's own usual amount where the card cannot compute it
         "amount_mismatch": f"""
-            WITH e AS (SELECT coalesce(person_id, family_id) AS who, measure,
-                              sum(amount) AS amount
-                       FROM ent WHERE period = 'monthly' GROUP BY 1, 2),
-            ref AS (SELECT p.*, coalesce(e1.amount, e2.amount) AS rule_amount,
-                           median(p.amount) OVER (PARTITION BY p.person_id, p.measure) AS usual
-                    FROM pay p
-                    LEFT JOIN e e1 ON e1.who = p.person_id AND e1.measure = p.measure
-                    LEFT JOIN e e2 ON e2.who = p.family_id AND e2.measure = p.measure)
+            WITH e AS (SELECT family_id, person_id, measure, amount FROM ent
+                       WHERE period IN ('monthly', 'once') AND amount > 0),
+            cand AS (SELECT p.payment_id, e.amount FROM pay p
+                     JOIN e ON e.measure = p.measure AND e.person_id = p.person_id
+                     WHERE p.measure NOT IN ({own_only})
+                     UNION ALL
+                     SELECT p.payment_id, e.amount FROM pay p
+                     JOIN e ON e.measure = p.measure AND e.family_id = p.family_id
+                     WHERE p.measure NOT IN ({own_only})),
+            near AS (SELECT c.payment_id, arg_min(c.amount, abs(c.amount - p.amount)) AS amount
+                     FROM cand c JOIN pay p USING (payment_id) GROUP BY c.payment_id),
+            -- the extra lines of an incompatible award are reported as incompatible_measures
+            extra AS (SELECT b.person_id, b.period, b.measure
+                      FROM (SELECT person_id, period, measure, count(*) AS n FROM pay
+                            GROUP BY ALL) b
+                      JOIN (SELECT DISTINCT person_id, period, measure FROM pay) a
+                        USING (person_id, period)
+                      WHERE ({incompatible}) AND b.n > 1),
+            usual AS (SELECT person_id, measure, median(amount) AS amount FROM pay
+                      WHERE measure IN ({own_only}) GROUP BY ALL),
+            ref AS (SELECT p.payment_id, p.person_id, p.family_id, p.measure, p.period, p.amount,
+                           coalesce(u.amount, n.amount) AS rule_amount
+                    FROM pay p LEFT JOIN near n USING (payment_id)
+                    LEFT JOIN usual u USING (person_id, measure)
+                    ANTI JOIN extra x USING (person_id, period, measure)
+                    WHERE {genuine})
             SELECT any_value(family_id), person_id, measure, annual(sum(amount - rule_amount)),
                    measure || ' paid ' || string_agg({_kzt("amount")} || ' KZT for '
-                   || strftime(period, '%Y-%m'), ', ' ORDER BY period) || '; the rule gives '
+                   || strftime(period, '%Y-%m'), ', ' ORDER BY period) || '; '
+                   || CASE WHEN measure IN ({own_only}) THEN 'the person is usually paid '
+                      ELSE 'the rule gives ' END
                    || {_kzt("any_value(rule_amount)")} || ' KZT a month', 'medium', ''
             FROM ref
             WHERE rule_amount > 0 AND abs(amount - rule_amount) > {AMOUNT_TOLERANCE} * rule_amount
-              AND abs(amount - usual) > {AMOUNT_TOLERANCE} * usual
             GROUP BY person_id, measure""",
         "exclusion_error": f"""
-            SELECT e.family_id, {who_person} AS person_id, e.measure, round(sum(e.amount) * 12, 0),
+            WITH mom AS (SELECT pid(c.iin) AS person_id, c.mother_iin
+                         FROM population c
+                         WHERE c.birth_date >= (SELECT min(period) FROM pay) - INTERVAL 2 YEAR),
+            cc AS (SELECT e.family_id, count(*) AS n, sum(e.amount) AS amount,
+                          any_value(e.reasons) AS reasons
+                   FROM ent e JOIN mom USING (person_id)
+                   WHERE e.measure = 'childcare' AND e.period = 'monthly'
+                     AND mom.mother_iin IS NOT NULL
+                   GROUP BY e.family_id),
+            cc_paid AS (SELECT family_id, max(n) AS n FROM (
+                          SELECT family_id, period, count(*) AS n FROM pay
+                          WHERE measure = 'childcare' GROUP BY ALL) GROUP BY family_id),
+            paid_person AS (SELECT DISTINCT person_id, measure FROM pay),
+            paid_family AS (SELECT DISTINCT family_id, measure FROM pay)
+            SELECT e.family_id, e.person_id, e.measure, round(sum(e.amount) * 12, 0),
                    'entitled to ' || e.measure || ' (' || any_value(e.reasons) || '), '
                    || {_kzt("sum(e.amount)")} || ' KZT a month; no payment in the extract',
                    'medium', ''
-            FROM ent e
-            ANTI JOIN paid_keys k ON k.measure = e.measure
-                AND k.who = coalesce({who_person}, e.family_id)
-            WHERE e.period = 'monthly' AND e.measure IN ({proactive})
-            GROUP BY e.family_id, {who_person}, e.measure""",
+            FROM ent e ANTI JOIN paid_person k USING (person_id, measure)
+            WHERE e.period = 'monthly' AND e.measure IN ({per_person})
+              AND e.person_id NOT IN (SELECT person_id FROM second)
+            GROUP BY e.family_id, e.person_id, e.measure
+            UNION ALL
+            SELECT e.family_id, NULL, e.measure, round(sum(e.amount) * 12, 0),
+                   'entitled to ' || e.measure || ' (' || any_value(e.reasons) || '), '
+                   || {_kzt("sum(e.amount)")} || ' KZT a month; nothing paid to the family '
+                   || 'in the extract', 'medium', ''
+            FROM ent e ANTI JOIN paid_family k USING (family_id, measure)
+            WHERE e.period = 'monthly' AND e.measure IN ({per_family})
+              AND {genuine_fam.replace("p.family_id", "e.family_id")}
+            GROUP BY e.family_id, e.measure
+            UNION ALL
+            SELECT cc.family_id, NULL, 'childcare',
+                   round(cc.amount / cc.n * (cc.n - coalesce(k.n, 0)) * 12, 0),
+                   cc.n || ' child(ren) under 1.5 entitled to childcare (' || cc.reasons
+                   || ', mother on the register), ' || coalesce(k.n, 0)
+                   || ' childcare payment(s) a month in the extract', 'medium', ''
+            FROM cc LEFT JOIN cc_paid k USING (family_id)
+            WHERE coalesce(k.n, 0) < cc.n
+              AND {genuine_fam.replace("p.family_id", "cc.family_id")}""",
+        "duplicate_identity": f"""
+            SELECT any_value(p.family_id), p.person_id, p.measure, annual(sum(p.amount)),
+                   'this record (' || any_value(p.region) || ') is the same person as record '
+                   || any_value(s.other_person_id) || ' (' || any_value(s.other_region)
+                   || '): match probability ' || round(any_value(s.match_probability), 4)
+                   || ' (' || any_value(s.agreement) || '); '
+                   || CASE WHEN any_value(s.sure) THEN 'no parents, children or spouse on the '
+                      || 'register and alone at its address, unlike the other record'
+                      ELSE 'neither record has family ties; this one has the later IIN' END
+                   || '. Paid ' || p.measure || ' ' || count(*) || ' time(s), '
+                   || {_kzt("sum(p.amount)")} || ' KZT ('
+                   || string_agg(p.payment_id, ', ' ORDER BY p.payment_id) || ')'
+                   || CASE WHEN bool_or(o.person_id IS NOT NULL) THEN '; the other record is '
+                      || 'paid ' || p.measure || ' too' ELSE '' END,
+                   CASE WHEN any_value(s.sure) THEN 'high' ELSE 'medium' END, ''
+            FROM pay p JOIN second s USING (person_id)
+            LEFT JOIN (SELECT DISTINCT person_id, measure FROM pay) o
+              ON o.person_id = s.other_person_id AND o.measure = p.measure
+            GROUP BY p.person_id, p.measure""",
     }
 
 
-def find(data_dir: Path, on: date | None = None) -> duckdb.DuckDBPyRelation:
-    """All findings as one DuckDB table `findings` on a fresh connection (returned)."""
+def find(data_dir: Path, on: date | None = None, out: Path | None = None):
+    """All findings as one DuckDB table `findings` on a fresh connection (returned); the linked
+    identities are written to `out` if given."""
     d = Path(data_dir)
     con = duckdb.connect()
-    _views(con, d)
+    con.execute("SET enable_progress_bar = false")
+    _views(con, d, on)
+    _identities(con, out)
     summary = d / "entitlements" / "summary.json"
     line = json.loads(summary.read_text()).get("poverty_line", {}).get("by_region", {})
     parts = [
@@ -275,23 +540,27 @@ def find(data_dir: Path, on: date | None = None) -> duckdb.DuckDBPyRelation:
 
 
 def run_audit(data_dir: Path, on: date | None = None) -> AuditResult:
-    """Write `DIR/audit/findings.parquet` and `findings.json` (the date and counts by type)
+    """Write `DIR/audit/findings.parquet`, `findings.json` (the date and counts by type),
+    `identities.parquet` (the linked records) and `identity_model.json` (the Splink model)
     atomically; the inputs are those of the last run, `on` is its date."""
     d = Path(data_dir)
-    con = find(d, on)
     final = d / "audit"
+    own = ("findings.parquet", "findings.json", "identities.parquet", "identity_model.json")
     with atomic_dir(final) as tmp:
+        con = find(d, on, tmp)
         if final.exists():  # keep what other audit steps wrote beside the findings
             for f in final.iterdir():
-                if f.is_file() and f.name not in ("findings.parquet", "findings.json"):
+                if f.is_file() and f.name not in own:
                     (tmp / f.name).write_bytes(f.read_bytes())
         con.execute(f"COPY findings TO '{(tmp / 'findings.parquet').as_posix()}' (FORMAT parquet)")
         rows = con.execute(
             "SELECT type, count(*), sum(amount_at_risk) FROM findings GROUP BY type ORDER BY type"
         ).fetchall()
+        linked = con.execute("SELECT count(*) FROM linked").fetchone()[0]
         summary = {
             "date": on.isoformat() if on else None,
             "by_type": {t: {"findings": n, "amount_at_risk": a} for t, n, a in rows},
+            "identity_linkage": {"linked_pairs": linked},
         }
         (tmp / "findings.json").write_text(json.dumps(summary, indent=2))
     by_type = {t: 0 for t in TYPES} | {t: n for t, n, _ in rows}
@@ -300,4 +569,5 @@ def run_audit(data_dir: Path, on: date | None = None) -> AuditResult:
         by_type=by_type,
         amount_at_risk=float(sum(a or 0 for _, _, a in rows)),
         path=final / "findings.parquet",
+        linked_pairs=linked,
     )

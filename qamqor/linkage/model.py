@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import splink.comparison_level_library as cll
 import splink.comparison_library as cl
@@ -52,6 +53,12 @@ def _check_columns(df: pd.DataFrame, side: Side, label: str) -> None:
         raise LinkageError(f"{label}: id column '{side.columns['id']}' is not unique")
 
 
+def _once(values: pd.Series, fn) -> pd.Series:
+    """`fn` applied to each distinct value once (registries repeat names millions of times)."""
+    distinct = values.dropna().unique()
+    return values.map(dict(zip(distinct, map(fn, distinct), strict=True)))
+
+
 def prepare(df: pd.DataFrame, side: Side, label: str = "input") -> pd.DataFrame:
     """Normalised columns under fixed names (see PREPARED); missing attributes become null."""
     _check_columns(df, side, label)
@@ -66,13 +73,13 @@ def prepare(df: pd.DataFrame, side: Side, label: str = "input") -> pd.DataFrame:
     swapped = dob.dt.year.astype("Int64").astype("string") + "-" \
         + day.astype("Int64").astype("string").str.zfill(2) + "-" \
         + month.astype("Int64").astype("string").str.zfill(2)  # fmt: skip
-    first = col("first_name").map(normalise_name)
+    first = _once(col("first_name"), normalise_name)
     out = pd.DataFrame({
         "unique_id": df[side.columns["id"]].astype(str),
-        "surname": col("surname").map(normalise_name),
+        "surname": _once(col("surname"), normalise_name),
         "first_name": first,
-        "patronymic": col("patronymic").map(normalise_name),
-        "sex": col("sex").map(normalise_sex),
+        "patronymic": _once(col("patronymic"), normalise_name),
+        "sex": _once(col("sex"), normalise_sex),
         "dob": dob.dt.strftime("%Y-%m-%d").where(dob.notna(), None),
         "dob_swap": swapped.where(swap_ok, None),
         "birth_year": dob.dt.year.astype("Int64").astype("string"),
@@ -85,30 +92,49 @@ def prepare(df: pd.DataFrame, side: Side, label: str = "input") -> pd.DataFrame:
     return out.astype(object).where(out.notna(), None)
 
 
-def _name(column: str, close: float, far: float) -> cl.CustomComparison:
-    return cl.CustomComparison(
-        output_column_name=column,
-        comparison_levels=[
-            cll.NullLevel(column),
-            cll.ExactMatchLevel(column),
-            cll.JaroWinklerLevel(column, close),
-            cll.JaroWinklerLevel(column, far),
-            cll.ElseLevel(),
-        ],
-    )
+def _levels(column: str, levels: list, m: dict[str, tuple[float, ...]] | None):
+    """A comparison of `levels` (the null level first); with `m[column]`, the non-null levels'
+    m probabilities are set rather than trained."""
+    if m and column in m:
+        levels = [levels[0]] + [lv.configure(m_probability=p)
+                                for lv, p in zip(levels[1:], m[column], strict=True)]  # fmt: skip
+    return cl.CustomComparison(output_column_name=column, comparison_levels=levels)
 
 
-def settings(link_type: str) -> SettingsCreator:
-    """Comparisons and blocking rules; why each is there is in docs/linkage.md."""
+def _name(column: str, close: float, far: float, m: dict | None = None) -> cl.CustomComparison:
+    return _levels(column, [
+        cll.NullLevel(column),
+        cll.ExactMatchLevel(column),
+        cll.JaroWinklerLevel(column, close),
+        cll.JaroWinklerLevel(column, far),
+        cll.ElseLevel(),
+    ], m)  # fmt: skip
+
+
+# Pairs scored at all (docs/linkage.md), and the blocks EM trains on: the first trains the
+# names, IIN and address; the second the birth-date levels.
+BLOCKING = (("dob",), ("birth_year", "fn_initial"), ("iin",), ("first_name", "surname"))
+TRAINING = (("dob",), ("first_name", "sex"))
+
+
+def settings(link_type: str, blocking: tuple = BLOCKING,
+             m: dict[str, tuple[float, ...]] | None = None, extra: tuple = (),
+             drop: tuple[str, ...] = (), prior: float = 0.0001) -> SettingsCreator:  # fmt: skip
+    """Comparisons and blocking rules (column tuples, or Splink rules); why each is there is in
+    docs/linkage.md. `m` sets the m
+    probabilities of some comparisons (by output column), `extra` adds comparisons, `drop`
+    leaves some out (attributes an input does not have, or that `extra` replaces); `prior` is
+    λ before training (Splink's default)."""
+    m = {k: v for k, v in (m or {}).items() if k not in drop}
     comparisons = [
-        _name("first_name", 0.92, 0.80),
+        _name("first_name", 0.92, 0.80, m),
         # A married woman's new surname falls to the 'else' level; first name, patronymic and
         # birth date still carry the match.
-        _name("surname", 0.92, 0.80),
-        _name("patronymic", 0.92, 0.80),
-        cl.CustomComparison(
-            output_column_name="dob",
-            comparison_levels=[
+        _name("surname", 0.92, 0.80, m),
+        _name("patronymic", 0.92, 0.80, m),
+        _levels(
+            "dob",
+            [
                 cll.NullLevel("dob"),
                 cll.ExactMatchLevel("dob"),
                 cll.CustomLevel("dob_swap_l = dob_r", "day and month swapped"),
@@ -116,6 +142,7 @@ def settings(link_type: str) -> SettingsCreator:
                 cll.ExactMatchLevel("birth_year"),
                 cll.ElseLevel(),
             ],
+            m,
         ),
         # Sex is fixed, not trained: true matches almost never disagree, and EM drives the 'else'
         # m to an underflowing 5e-324 that Splink 5 rejects. 0.5 % is a clerk's error rate.
@@ -127,9 +154,9 @@ def settings(link_type: str) -> SettingsCreator:
                 cll.ElseLevel().configure(m_probability=0.005, fix_m_probability=True),
             ],
         ),
-        cl.CustomComparison(
-            output_column_name="iin",
-            comparison_levels=[
+        _levels(
+            "iin",
+            [
                 cll.NullLevel("iin"),  # missing on either side: no evidence either way
                 cll.ExactMatchLevel("iin"),
                 # One mistyped digit. Caveat: IINs of people born on the same day differ only
@@ -137,46 +164,56 @@ def settings(link_type: str) -> SettingsCreator:
                 cll.LevenshteinLevel("iin", 1),
                 cll.ElseLevel(),
             ],
+            m,
         ),
-        cl.ExactMatch("address"),
+        _levels(
+            "address",
+            [cll.NullLevel("address"), cll.ExactMatchLevel("address"), cll.ElseLevel()],
+            m,
+        ),
     ]
+    comparisons = [c for c in comparisons if c.create_output_column_name() not in drop]
+    comparisons += extra
     return SettingsCreator(
         link_type=link_type,
         comparisons=comparisons,
         blocking_rules_to_generate_predictions=[
-            block_on("dob"),
-            block_on("birth_year", "fn_initial"),
-            block_on("iin"),
-            block_on("first_name", "surname"),
+            block_on(*rule) if isinstance(rule, tuple) else rule for rule in blocking
         ],
         retain_matching_columns=True,
         retain_intermediate_calculation_columns=False,
+        probability_two_random_records_match=prior,
     )
 
 
 def _linker(frames: list[pd.DataFrame], names: list[str], link_type: str,
-            model: Path | str | None) -> Linker:  # fmt: skip
-    db = DuckDBAPI()
+            model: Path | str | None, sets: SettingsCreator | None = None) -> Linker:  # fmt: skip
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")  # no bars in the command's output
+    db = DuckDBAPI(connection=con)
     tables = [db.register(f, dataset_display_name=n) for f, n in zip(frames, names, strict=True)]
     if model is not None:
         model = Path(model)
         if not model.is_file():
             raise LinkageError(f"model file not found: {model}")
         return Linker(tables if len(tables) > 1 else tables[0], str(model), log_level=None)
-    sets = settings(link_type)
+    sets = sets or settings(link_type)
     return Linker(tables if len(tables) > 1 else tables[0], sets, log_level=None)
 
 
-def train(linker: Linker, mapping: Mapping) -> None:
-    """u by random sampling (fixed seed); m by EM over two blocking rules; λ deterministically."""
-    linker.training.estimate_probability_two_random_records_match(
-        [block_on("first_name", "surname", "dob"), block_on("iin")], recall=0.7
-    )
+def train(linker: Linker, mapping: Mapping, blocks: tuple[tuple[str, ...], ...] = TRAINING,
+          prior: bool = True) -> None:  # fmt: skip
+    """u by random sampling (fixed seed); m by EM over blocking rules; λ deterministically
+    (unless `prior` is False: λ as the settings give it)."""
+    if prior:
+        linker.training.estimate_probability_two_random_records_match(
+            [block_on("first_name", "surname", "dob"), block_on("iin")], recall=0.7
+        )
     linker.training.estimate_u_using_random_sampling(max_pairs=mapping.max_pairs,
                                                      seed=mapping.seed)  # fmt: skip
-    # Blocking on birth date trains the names, IIN and address; blocking on first name and
-    # sex trains the birth date levels (exact, swapped day and month, one digit, same year).
-    for rule in (block_on("dob"), block_on("first_name", "sex")):
+    # Each EM round trains every comparison but those it blocks on (with the defaults: birth
+    # date trains the names, IIN and address; first name and sex the birth-date levels).
+    for rule in (block_on(*cols) for cols in blocks):
         try:
             linker.training.estimate_parameters_using_expectation_maximisation(rule)
         except ValueError as ex:
@@ -286,3 +323,33 @@ def dedupe(table: Path | str | pd.DataFrame, mapping: Mapping, out: Path | str |
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         result.to_parquet(out, index=False)
     return result
+
+
+def dedupe_pairs(prepared: pd.DataFrame, mapping: Mapping, *,
+                 sets: SettingsCreator | None = None,
+                 training: tuple[tuple[str, ...], ...] = TRAINING,
+                 prior: bool = True,
+                 model: Path | str | None = None,
+                 save_model: Path | str | None = None) -> pd.DataFrame:  # fmt: skip
+    """Pairs of records of one prepared table (see ``prepare``) at or above the threshold:
+    ``id_l``, ``id_r``, ``match_probability``, ``match_weight`` and the values compared.
+    ``sets`` replaces the default settings; ``training`` are the EM rounds (none: m as set);
+    ``prior`` False keeps the settings' λ."""
+    _quiet()
+    linker = _linker([prepared], ["input_table"], "dedupe_only", model, sets)
+    if model is None:
+        train(linker, mapping, training, prior)
+    if save_model is not None:
+        Path(save_model).parent.mkdir(parents=True, exist_ok=True)
+        linker.misc.save_model_to_json(str(save_model), overwrite=True)
+    raw = linker.inference.predict(threshold_match_probability=mapping.threshold)
+    raw = raw.as_pandas_dataframe()
+    pairs = pd.DataFrame({
+        "id_l": raw["unique_id_l"].astype(str), "id_r": raw["unique_id_r"].astype(str),
+        "match_probability": raw["match_probability"].astype(float),
+        "match_weight": raw["match_weight"].astype(float),
+    })  # fmt: skip
+    for c in _SHOWN:
+        if f"{c}_l" in raw.columns:
+            pairs[f"{c}_l"], pairs[f"{c}_r"] = raw[f"{c}_l"].values, raw[f"{c}_r"].values
+    return pairs.sort_values(["id_l", "id_r"]).reset_index(drop=True)

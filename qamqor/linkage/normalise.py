@@ -8,7 +8,8 @@ of a comparison go through the same two steps so that these spellings meet:
    (the passport scheme: ж→zh, х→kh, ц→ts, ш→sh, щ→shch, ю→yu, я→ya; the Kazakh letters
    ә ғ қ ң ө ұ ү һ і drop to their nearest plain Latin letter).
 2. ``LATIN_FOLDS``: after diacritics are stripped, spelling variants that the schemes disagree on
-   are folded together (kh→h, j→zh, q→k, w→u, y→i, ...), and everything except letters goes.
+   are folded together (yo/io after a consonant→e, kh→h, j→zh, q→k, w→u, y→i, ...), and
+   everything except letters goes.
 
 The result is not meant to be read, only compared: 'Нурлан', 'Nurlan' and 'NURLAN ' all become
 'nurlan'; 'Жанна', 'Zhanna' and 'Janna' become 'zhanna'. Remaining differences (a typo, 'Aigul'
@@ -36,6 +37,9 @@ LATIN_FOLDS: list[tuple[str, str]] = [
     ("q", "k"), ("w", "u"), ("x", "ks"), ("y", "i"), ("ii", "i"),
 ]  # fmt: skip
 
+# ё after a consonant: 'e' in the passport scheme, 'yo' or 'io' in others (Fyodorov, Fiodorov,
+# Fedorov; Semyon, Semen); applied before the folds, to both sides.
+_YO = re.compile(r"(?<=[bcdfghjklmnpqrstvwxz])[yi]o")
 _NOT_LETTER = re.compile(r"[^a-z]")
 
 
@@ -47,6 +51,7 @@ def normalise_name(value: object) -> str | None:
     text = unicodedata.normalize("NFKD", text)
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
     text = text.replace("ı", "i")  # dotless i of the 2021 Kazakh Latin alphabet
+    text = _YO.sub("e", text)
     for old, new in LATIN_FOLDS:
         text = text.replace(old, new)
     text = _NOT_LETTER.sub("", text)

@@ -75,7 +75,7 @@ def facts_sql(on: date, pension_age_men: float, pension_age_women: float) -> tup
     WITH pop AS (
         SELECT iin, {_pseudo("iin")} AS person_id, birth_date, father_iin, mother_iin,
                death_date IS NOT NULL AND death_date <= {d} AS dead,
-               row_number() OVER (PARTITION BY coalesce(mother_iin, iin)
+               row_number() OVER (PARTITION BY coalesce(mother_iin, 'self:' || iin)
                                   ORDER BY birth_date, iin) AS birth_order
         FROM population
     ),

@@ -221,19 +221,26 @@ def _chunk(
 
 
 def _label_asp(p: dict, paid: payments.Paid, truth: dict) -> None:
-    """ASP paid to a family hiding income, or hiding an earning member at its address."""
+    """ASP paid to a family hiding income, or sharing its address with an earner outside it
+    whose declared wage would lift the family above the poverty line (a hidden household
+    member); a payment can be both, and also not entitled."""
     cols = paid.columns()
-    asp = (cols["measure"] == payments.M["asp"]) & (cols["error"] < 0)
-    fam_row = p["family_row"][cols["row"]]
+    asp = cols["measure"] == payments.M["asp"]
     hidden = asp & np.isin(cols["row"], truth["asp_hidden_income"])
-    earner_hh = np.unique(p["hh"][(p["wage"] > 150_000)])
-    earner_fam = np.unique(p["family_row"][(p["wage"] > 150_000)])
-    member = (
-        asp & ~hidden & np.isin(p["hh"][cols["row"]], earner_hh) & ~np.isin(fam_row, earner_fam)
-    )
+    fr, hh = p["family_row"], p["hh"]
+    alive = p["role"] != DECEASED
+    earner = alive & (p["wage"] > 0)
+    wage = np.where(earner, p["wage"], 0)
+    # earners at the address minus those of the family: the others' wages and count
+    row = cols["row"]
+    other_wage = np.bincount(hh, weights=wage)[hh[row]] - np.bincount(fr, weights=wage)[fr[row]]
+    other_n = np.bincount(hh, weights=earner)[hh[row]] - np.bincount(fr, weights=earner)[fr[row]]
+    size = np.bincount(fr, weights=alive)[fr[row]]
+    with_them = (truth["declared_pc"][fr[row]] * size + other_wage) / np.maximum(size + other_n, 1)
+    member = asp & (other_n > 0) & (with_them >= truth["line"][row])
     err = cols["error"].copy()
-    err[hidden] = payments.ERRORS.index("hidden_income")
-    err[member] = payments.ERRORS.index("hidden_household_member")
+    err[hidden] |= payments.bit("hidden_income")
+    err[member] |= payments.bit("hidden_household_member")
     paid.replace(cols, error=err)
 
 
@@ -250,7 +257,7 @@ def _duplicate_identities(
     )
     cols = paid.columns()
     cand = np.unique(
-        cols["row"][(cols["measure"] != payments.M["age_pension"]) & (cols["error"] < 0)]
+        cols["row"][(cols["measure"] != payments.M["age_pension"]) & (cols["error"] == 0)]
     )
     chosen = cand[rng.random(len(cand)) < DUPLICATE_IDENTITY_RATE]
     n, k = len(p["hh"]), len(chosen)
@@ -286,7 +293,7 @@ def _duplicate_identities(
             cols["amount"][sel],
             cols["period"][sel],
             np.full(len(sel), p["region"][new_rows[i]]),
-            payments.ERRORS.index("duplicate_identity"),
+            payments.bit("duplicate_identity"),
         )
     p["district"][new_rows] = first_district[p["region"][new_rows]]
     p["urban"][new_rows] = True
@@ -326,17 +333,25 @@ def _plant_commercial(
     ctx: dict,
     region_codes: list[str],
 ) -> pa.Table:
-    """Give a few ASP recipients commercial property they did not declare."""
+    """Give a few ASP recipients commercial property they did not declare; label every ASP
+    payment to a family owning commercial property or 6+ dwellings (planted or not)."""
     cols = paid.columns()
-    asp = np.unique(cols["row"][(cols["measure"] == payments.M["asp"]) & (cols["error"] < 0)])
-    owners = asp[rng.random(len(asp)) < payments.RATES["asp_commercial_property"]]
+    asp = (cols["measure"] == payments.M["asp"]) & (cols["error"] == 0)
+    owners = np.unique(cols["row"][asp])
+    owners = owners[rng.random(len(owners)) < payments.RATES["asp_commercial_property"]]
+    iin = np.asarray(table.column("iin").to_numpy(zero_copy_only=False), dtype="S12")
+    kind = np.asarray(table.column("kind").to_numpy(zero_copy_only=False))
+    held, n_held = np.unique(iin[kind == "dwelling"], return_counts=True)
+    natural = np.concatenate([iin[kind == "commercial"], held[n_held >= 6]])
+    # a second identity is a family of its own (its family_row is the original's)
+    fam = np.where(p["dup_of"] < 0, p["family_row"], -1 - np.arange(len(p["hh"])))
+    fams = np.concatenate([fam[owners], fam[np.isin(p["iin"], natural) & (p["dup_of"] < 0)]])
+    err = cols["error"].copy()
+    owner = np.isin(fam[cols["row"]], fams) & (cols["measure"] == payments.M["asp"])
+    err[owner] |= payments.bit("asp_commercial_property")
+    paid.replace(cols, error=err)
     if not len(owners):
         return table
-    err = cols["error"].copy()
-    err[np.isin(cols["row"], owners) & (cols["measure"] == payments.M["asp"])] = (
-        payments.ERRORS.index("asp_commercial_property")
-    )
-    paid.replace(cols, error=err)
     count = rng.integers(1, 13, len(owners))
     rows = np.repeat(owners, count)
     ids = ctx["property_offset"] + np.arange(len(rows))
@@ -366,7 +381,9 @@ def _write_truth(
     fam = np.where(real, p["family"] + counters.family, -1)
     counters.family += int(p["family"][real].max()) + 1 if real.any() else 0
     excluded = truth["excluded"]
-    excluded = np.concatenate([excluded, np.full(len(p["hh"]) - len(excluded), -1)])
+    pad = np.zeros((len(p["hh"]) - len(excluded), excluded.shape[1]), dtype=bool)
+    rows, measures = np.nonzero(np.concatenate([excluded, pad]))  # by row, then measure
+    starts = np.searchsorted(rows, np.arange(len(p["hh"]) + 1))
     w.write(
         "persons",
         pa.table(
@@ -379,12 +396,10 @@ def _write_truth(
                 "pension": pa.array(p["pension"]),
                 "hidden_income": pa.array(p["hidden_income"]),
                 "duplicate_of": _dup_iin(p),
-                "excluded_from": pa.array(
-                    [payments.MEASURES[i] if i >= 0 else None for i in excluded.tolist()],
-                    pa.string(),
-                )
-                if (excluded >= 0).any()
-                else pa.nulls(len(excluded), pa.string()),
+                # the measures a person is entitled to and not paid (exclusion errors)
+                "excluded_from": pa.ListArray.from_arrays(
+                    pa.array(starts, pa.int32()), pick(payments.MEASURES, measures)
+                ),
             }
         ),
         truth=True,

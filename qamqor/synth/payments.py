@@ -40,15 +40,23 @@ RATES = {
     "after_death": 0.35,  # of pensioners who died in the window: paid on after death
     "incompatible": 0.25,  # of disabled single mothers who lost the breadwinner
 }
+# ASP: the share of the poor who apply. Proactive measures: the share assigned; the rest, and
+# the planted `exclusion` share of those assigned, are exclusion errors in the truth.
 TAKE_UP = {"asp": 0.33, "disability": 0.92, "carer_disabled_child": 0.94, "exclusion": 0.04}
 SOCIAL_CONTRACT_SHARE = 8.3 / 48  # of ASP families: employed through a social contract (SPEC §2)
 BREADWINNER_PM = (0.0, 0.92, 1.53, 2.14, 3.0)  # by number of dependents (approx.)
 LARGE_FAMILY_MRP = {4: 16.03, 5: 20.04, 6: 24.05, 7: 28.06}
 
 
+def bit(error: str) -> int:
+    """The bit of an error type in `Paid.error`: a payment can carry several errors."""
+    return 1 << ERRORS.index(error)
+
+
 @dataclass
 class Paid:
-    """Payment rows being assembled: person row, measure, period index, amount, error."""
+    """Payment rows being assembled: person row, measure, period index, amount, errors (a
+    bit mask of `ERRORS`, 0 for a proper payment)."""
 
     row: list[np.ndarray] = field(default_factory=list)
     measure: list[np.ndarray] = field(default_factory=list)
@@ -57,7 +65,7 @@ class Paid:
     region: list[np.ndarray] = field(default_factory=list)
     error: list[np.ndarray] = field(default_factory=list)
 
-    def add(self, rows, measure, amount, periods=None, region=None, error=-1) -> None:
+    def add(self, rows, measure, amount, periods=None, region=None, error=0) -> None:
         rows = np.asarray(rows, dtype=np.int64)
         if periods is None:  # monthly: every period of the extract
             rows, amount = np.repeat(rows, PERIODS), np.repeat(amount, PERIODS)
@@ -93,6 +101,19 @@ def family_view(p: Columns) -> dict[str, np.ndarray]:
     }
 
 
+def _birth_order(p: Columns) -> np.ndarray:
+    """Each person's rank among their mother's children on the register, by birth date (the
+    rules' birth order: 1 for the first child; 1 where the mother is unknown)."""
+    rows = np.nonzero(p["mother"] >= 0)[0]
+    rows = rows[np.lexsort((rows, p["birth"][rows], p["mother"][rows]))]
+    mom = p["mother"][rows]
+    start = np.r_[0, np.nonzero(np.diff(mom))[0] + 1]
+    rank = np.arange(len(rows)) - np.repeat(start, np.diff(np.r_[start, len(rows)]))
+    out = np.ones(len(p["mother"]), dtype=np.int64)
+    out[rows] = rank + 1
+    return out
+
+
 def pay(
     rng: np.random.Generator, p: Columns, extract: np.datetime64, mrp: float, pm: np.ndarray
 ) -> tuple[Paid, dict[str, np.ndarray]]:
@@ -107,12 +128,13 @@ def pay(
     fr = p["family_row"]
     first = alive & (p["role"] == FIRST)
     periods = months_before(extract, PERIODS)
-    excluded = np.zeros(n, dtype=np.int64) - 1  # measure a person is wrongly not paid
+    excluded = np.zeros((n, len(MEASURES)), dtype=bool)  # measures a person is wrongly not paid
 
-    def proactive(rows: np.ndarray, measure: str) -> np.ndarray:
-        """Entitled rows minus a few planted exclusion errors."""
+    def proactive(rows: np.ndarray, measure: str, person: np.ndarray | None = None) -> np.ndarray:
+        """Entitled rows minus a few planted exclusion errors, recorded for `person[rows]`
+        (the person rows who should have been paid; `rows` themselves by default)."""
         out = rng.random(len(rows)) >= TAKE_UP["exclusion"]
-        excluded[rows[~out]] = M[measure]
+        excluded[(rows if person is None else person[rows])[~out], M[measure]] = True
         return rows[out]
 
     # Age pensions, including pensioners who died in the window (paid up to the death).
@@ -131,19 +153,23 @@ def pay(
             M["age_pension"],
             amount[after_err],
             np.full(after_err.sum(), k),
-            error=ERRORS.index("paid_after_death"),
+            error=bit("paid_after_death"),
         )
     # Disability (adults, groups I–III) and carers.
+    # Proactive measures: the entitled who never took one up are not paid either, and count
+    # as exclusion errors (entitled, not paid) like the planted ones.
     dis = np.nonzero(alive & (p["disability_group"] > 0) & ~p["pensioner"])[0]
-    dis = dis[rng.random(len(dis)) < TAKE_UP["disability"]]
-    dis = proactive(dis, "disability")
+    taken = rng.random(len(dis)) < TAKE_UP["disability"]
+    excluded[dis[~taken], M["disability"]] = True
+    dis = proactive(dis[taken], "disability")
     coef = np.array([0, 2.20, 1.76, 1.20])[p["disability_group"][dis]]
     paid.add(dis, M["disability"], coef * pm[dis])
     sick_kid = np.nonzero(alive & p["disabled"] & (p["age"] < 18))[0]
     carer = np.where(p["mother"][sick_kid] >= 0, p["mother"][sick_kid], p["father"][sick_kid])
     carer = np.unique(carer[carer >= 0])
-    carer = carer[alive[carer] & (rng.random(len(carer)) < TAKE_UP["carer_disabled_child"])]
-    carer = proactive(carer, "carer_disabled_child")
+    taken = rng.random(len(carer)) < TAKE_UP["carer_disabled_child"]
+    excluded[carer[alive[carer] & ~taken], M["carer_disabled_child"]] = True
+    carer = proactive(carer[alive[carer] & taken], "carer_disabled_child")
     paid.add(carer, M["carer_disabled_child"], 1.61 * pm[carer])
     g1 = np.nonzero(alive & (p["disability_group"] == 1))[0]
     g1_carer = p["spouse"][g1]
@@ -157,8 +183,8 @@ def pay(
     bl_amount = np.array(BREADWINNER_PM)[np.minimum(deps, 4)] * pm[mothers]
     paid.add(mothers, M["breadwinner_loss"], bl_amount)
     both = mothers[p["disabled"][mothers] & (rng.random(len(mothers)) < RATES["incompatible"])]
-    both = both[p["disability_group"][both] > 0]
-    paid.add(both, M["disability"], 1.76 * pm[both], error=ERRORS.index("incompatible"))
+    both = both[np.isin(both, dis)]  # the second award: an extra line beside her own
+    paid.add(both, M["disability"], 1.76 * pm[both], error=bit("incompatible"))
     # Large families: the mother (or the parent) of 4+ children.
     kids = fam["kids"][fr]
     lf = np.nonzero(first & (kids >= 4))[0]
@@ -179,9 +205,13 @@ def pay(
     aw_mrp = np.where(rng.random(len(aw)) < 0.45, 6.40, 7.40)
     paid.add(aw, M["awarded_mother"], aw_mrp * mrp)
     # Birth (once, in the birth month) and childcare to 1.5 years for mothers not insured.
-    baby = np.nonzero(alive & (p["role"] == CHILD) & (p["age"] < 1.5) & (p["mother"] >= 0))[0]
+    # under 1.5 years as the register counts it: fewer than 18 whole months since birth
+    months = (extract.astype("datetime64[M]") - p["birth"].astype("datetime64[M]")).astype(int)
+    day = (p["birth"] - p["birth"].astype("datetime64[M]")).astype(int)
+    months -= day > (extract - extract.astype("datetime64[M]")).astype(int)
+    baby = np.nonzero(alive & (p["role"] == CHILD) & (months < 18) & (p["mother"] >= 0))[0]
     mom = p["mother"][baby]
-    order = np.minimum(kids[baby].astype(int), 4)
+    order = np.minimum(_birth_order(p)[baby], 4)
     bmonth = p["birth"][baby].astype("datetime64[M]").astype("datetime64[D]")
     in_window = np.nonzero(np.isin(bmonth, periods))[0]
     paid.add(
@@ -192,11 +222,10 @@ def pay(
     )
     # Mothers outside compulsory social insurance: not employed, or self-employed.
     cc = ~p["employed"][mom] | p["self_employed"][mom]
-    cc_rows = proactive(np.nonzero(cc)[0], "childcare")
+    # indices into the babies: the exclusion is recorded for the mother, who is paid
+    cc_rows = proactive(np.nonzero(cc)[0], "childcare", person=mom)
     cc_mrp = np.array([0, 5.76, 6.81, 7.85, 8.90])[order[cc_rows]]
     paid.add(mom[cc_rows], M["childcare"], cc_mrp * mrp)
-    excluded_cc = np.setdiff1d(np.nonzero(cc)[0], cc_rows)
-    excluded[mom[excluded_cc]] = M["childcare"]
 
     # ASP: per-capita declared income (wages + pensions + benefits so far) below the line.
     cols = paid.columns()
@@ -216,7 +245,7 @@ def pay(
         if n_bad
         else well_off[:0]
     )
-    for rows, err in ((applicants, -1), (np.sort(bad), ERRORS.index("not_entitled"))):
+    for rows, err in ((applicants, 0), (np.sort(bad), bit("not_entitled"))):
         gap = np.maximum(line[rows] - pc[fr[rows]], 0.05 * line[rows])
         asp = gap * fam["size"][fr[rows]] + 1.5 * mrp * fam["kids_1_6"][fr[rows]]
         paid.add(rows, M["asp"], asp, error=err)
@@ -257,21 +286,22 @@ def plant_duplicates(
             cols["amount"][pick_],
             cols["period"][pick_],
             reg,
-            ERRORS.index(err),
+            bit(err),
         )
     cols = paid.columns()
-    wrong = (rng.random(len(cols["row"])) < RATES["wrong_amount"]) & (cols["error"] < 0)
+    wrong = (rng.random(len(cols["row"])) < RATES["wrong_amount"]) & (cols["error"] == 0)
     paid.replace(
         cols,
         amount=np.where(wrong, np.round(cols["amount"] * 1.6), cols["amount"]),
-        error=np.where(wrong, ERRORS.index("wrong_amount"), cols["error"]),
+        error=np.where(wrong, bit("wrong_amount"), cols["error"]),
     )
 
 
 def payment_table(
     p: Columns, paid: Paid, extract: np.datetime64, region_codes: list[str], ctx: dict
 ) -> tuple[pa.Table, pa.Table]:
-    """The payments registry and the truth of every planted error."""
+    """The payments registry and the truth: a row per planted error of a payment (one payment
+    may carry several, e.g. ASP to a family hiding income and owning commercial property)."""
     rng: np.random.Generator = ctx["rng"]
     cols = paid.columns()
     order = np.lexsort((cols["measure"], cols["row"], cols["period"]))
@@ -295,13 +325,18 @@ def payment_table(
             "paid_date": dates(np.minimum(paid_date, extract - np.timedelta64(1, "D"))),
         }
     )
-    err = cols["error"] >= 0
+    # one truth row per planted error of a payment
+    err = [np.nonzero(cols["error"] & (1 << k))[0] for k in range(len(ERRORS))]
+    kind = np.concatenate([np.full(len(e), k) for k, e in enumerate(err)])
+    err = np.concatenate(err)
+    by_id = np.argsort(err, kind="stable")
+    err, kind = err[by_id], kind[by_id]
     truth = pa.table(
         {
             "payment_id": codes("PM", ids[err], 12),
             "iin": fixed_strings(p["iin"][cols["row"][err]]),
             "measure": pick(MEASURES, cols["measure"][err]),
-            "type": pick(ERRORS, cols["error"][err]),
+            "type": pick(ERRORS, kind),
             "amount": pa.array(cols["amount"][err].astype(float)),
         }
     )

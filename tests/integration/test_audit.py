@@ -1,7 +1,13 @@
-"""The audit on a 5 k-family nation: planted errors are found, the truth is never read."""
+"""The audit on a 20 k-family nation: planted errors are found, the truth is never read.
+
+Issue 5 asks for precision and recall ≥ 0.9 per planted type at 100 k families (docs/audit.md has
+the figures); at 20 k (seed 3) a type with at least 20 planted cases is held to the same 0.9, the
+rarer ones (4–10 planted) to 0.8 so that one borderline case does not fail the suite.
+"""
 
 from __future__ import annotations
 
+import re
 import shutil
 from datetime import date
 from pathlib import Path
@@ -11,43 +17,53 @@ import pytest
 from typer.testing import CliRunner
 
 from qamqor.audit.evaluate import evaluate
-from qamqor.audit.findings import run_audit
+from qamqor.audit.findings import NOT_PLANTED, TYPES, run_audit
 from qamqor.cli import app
 from qamqor.pipeline import run
 from qamqor.synth.generate import generate
 
 ON = date(2025, 10, 1)
-# Measured at 5 k families (seed 3): the bounds leave room but fail on a real regression.
-BOUNDS = {  # type: (min precision, min recall)
-    "paid_after_death": (0.9, 0.9),
-    "paid_in_two_regions": (0.9, 0.9),
-    "incompatible_measures": (0.9, 0.6),  # 3 of 4 at 5 k; 13 of 13 at 20 k
-    "amount_mismatch": (0.9, 0.85),
-    "duplicate_payment": (0.8, 0.8),
-    "hidden_income": (0.5, 0.5),
-    "not_entitled": (0.3, 0.9),
-    "exclusion_error": (0.3, 0.6),
-}
+FAMILIES = 20_000
+LARGE = 20  # planted cases from which a type is held to 0.9
+# The hidden-income scoring model finds ~85 % of the ASP families that hide income (docs/audit.md:
+# the rest look like honest families with a modest lifestyle); its recall is held to 0.8.
+RECALL = {"hidden_income": 0.8}
 
 
 @pytest.fixture(scope="module")
 def nation(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("audit") / "nation"
-    generate(families=5000, seed=3, out=d)
+    generate(families=FAMILIES, seed=3, out=d)
     run(d, ON)
     return d
 
 
 def test_planted_errors_found(nation: Path) -> None:
-    ev = evaluate(nation)["types"]
-    for t, (p, r) in BOUNDS.items():
-        v = ev[t]
+    ev = evaluate(nation)
+    for t in TYPES:
+        v = ev["types"][t]
+        if t in NOT_PLANTED:
+            assert v["planted"] is None and v["precision"] is None, t
+            continue
         assert v["planted"] > 0, t
-        assert v["precision"] >= p, (t, v)
-        assert v["recall"] >= r, (t, v)
-    # the rest of "not entitled" are second identities' payments: real errors, another label
-    assert ev["not_entitled"]["precision_any"] >= 0.9
+        bound = 0.9 if v["planted"] >= LARGE else 0.8
+        assert v["precision"] >= bound, (t, v)
+        assert v["recall"] >= min(bound, RECALL.get(t, 1.0)), (t, v)
     assert (nation / "audit" / "evaluation.json").exists()
+
+
+def test_linkage_finds_second_identities(nation: Path) -> None:
+    link = evaluate(nation)["linkage"]
+    assert link["reported"]["f1"] >= 0.95, link
+    assert link["reported"]["second_identity_named"] >= 0.95, link
+    assert link["linked"]["recall"] >= 0.95, link
+    # the linked records feed the findings: the second identity's payments, with evidence
+    f = duckdb.sql(f"SELECT * FROM '{nation}/audit/findings.parquet'").df()
+    dup = f[f["type"] == "duplicate_identity"]
+    assert len(dup) and dup["evidence"].str.contains("the same person as record").all()
+    pairs = duckdb.sql(f"SELECT * FROM '{nation}/audit/identities.parquet'").df()
+    assert set(dup["person_id"]) <= set(pairs.loc[pairs["reported"], "person_id"])
+    assert (nation / "audit" / "identity_model.json").exists()
 
 
 def test_findings_unique_and_readable(nation: Path) -> None:
@@ -58,6 +74,11 @@ def test_findings_unique_and_readable(nation: Path) -> None:
     assert (f["amount_at_risk"] >= 0).all()
     died = f[f["type"] == "paid_after_death"]["evidence"]
     assert died.str.contains("died 20").all()
+    # IINs never appear in the audit's outputs (person ids are keyed hashes)
+    iin = re.compile(r"(?<!\w)\d{12}(?!\w)")  # payment ids (PM + 12 digits) are fine
+    assert not f["evidence"].str.contains(iin).any()
+    pairs = duckdb.sql(f"SELECT * FROM '{nation}/audit/identities.parquet'").df()
+    assert not pairs.astype(str).apply(lambda c: c.str.contains(iin)).any().any()
 
 
 def test_audit_never_reads_truth(nation: Path, tmp_path: Path) -> None:

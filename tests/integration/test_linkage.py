@@ -289,6 +289,7 @@ def test_cli_errors(registries, tmp_path):
         (["Жанна", "Zhanna", "Janna"], "zhanna"),
         (["Қайрат", "Qairat", "Kairat"], "kairat"),
         (["Айгүл", "Aigul", "Aygul", "Aıgúl"], "aigul"),
+        (["Фёдоров", "Fyodorov", "Fiodorov", "Fedorov"], "fedorov"),
     ],
 )
 def test_names_meet_across_alphabets(spellings, expected):
@@ -296,3 +297,39 @@ def test_names_meet_across_alphabets(spellings, expected):
 
     assert {normalise_name(s) for s in spellings} == {expected}
     assert normalise_name(None) is None and normalise_name("  ") is None
+
+
+def test_same_person_among_payees(tmp_path):
+    """The audit's linkage (`qamqor.linkage.identities`): a second record of a person, under
+    another surname, a Latin spelling or swapped day and month, paid the same benefit, is linked;
+    namesakes born on other days are not; the model is saved with its m and u."""
+    from qamqor.linkage.identities import same_person
+
+    rows = [  # iin, surname, first name, patronymic, birth date, sex, benefits
+        ("A1", "Сейтқалиева", "Жанар", "Бериковна", "1985-03-07", "F", "large_family:63030"),
+        ("A2", "Омарова", "Жанар", "Бериковна", "1985-07-03", "F", "large_family:63030"),
+        ("B1", "Фёдоров", "Дмитрий", "Ильич", "1979-11-02", "M", "disability:62685"),
+        ("B2", "Fyodorov", "Dmitriy", "Ильич", "1979-11-02", "M", "disability:62685"),
+        ("C1", "Ахметов", "Серик", "Маратович", "1960-01-15", "M", "age_pension:98000"),
+        ("C2", "Ахметов", "Серик", "Маратович", "1961-05-20", "M", "age_pension:91000"),
+    ]
+    rng = np.random.default_rng(1)
+    names = ["Айгүл", "Нурлан", "Ерлан", "Динара", "Асель", "Марат", "Болат", "Сауле"]
+    syllables = ["ка", "ра", "су", "бе", "ну", "да", "ли", "мо", "та", "ше"]
+
+    def word(k: int, end: str) -> str:  # a made-up name: three syllables chosen by k
+        return "".join(syllables[k // 10**j % 10] for j in range(3)).capitalize() + end
+
+    for i in range(3000):  # a population for u probabilities
+        born = pd.Timestamp("1950-01-01") + pd.Timedelta(days=int(rng.integers(0, 20000)))
+        rows.append((f"P{i}", word(int(rng.integers(1000)), "ов"), names[i % 8],
+                     word(int(rng.integers(1000)), "ович"), born.strftime("%Y-%m-%d"),
+                     "F" if i % 2 == 0 else "M", f"x:{i % 13}"))  # fmt: skip
+    cols = ["iin", "surname", "first_name", "patronymic", "birth_date", "sex", "benefits"]
+    people = pd.DataFrame(rows, columns=cols)
+    pairs = same_person(people, save_model=tmp_path / "m.json")
+    found = {frozenset(p) for p in zip(pairs["id_l"], pairs["id_r"], strict=True)}
+    assert frozenset({"A1", "A2"}) in found and frozenset({"B1", "B2"}) in found
+    assert frozenset({"C1", "C2"}) not in found
+    model = json.loads((tmp_path / "m.json").read_text())
+    assert {c["output_column_name"] for c in model["comparisons"]} >= {"surname", "benefits"}
