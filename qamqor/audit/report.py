@@ -24,7 +24,7 @@ TOP = 2000  # findings listed in the page; the full list is findings.parquet
 PER_FINDING_ROWS = 12  # payment rows shown per finding
 RULES = {  # type: (rule, data read) — the table of docs/audit.md
     "paid_after_death": (
-        "a payment for a month whose list closed (day 27) after the death date",
+        "a payment for a month whose list closed (day 27) on or after the death date",
         "payments, population (death date)",
     ),
     "not_entitled": (
@@ -33,7 +33,9 @@ RULES = {  # type: (rule, data read) — the table of docs/audit.md
         "payments, entitlements, card",
     ),
     "duplicate_payment": (
-        "the same person, measure and period paid more than once in one region, same amount",
+        "the same person, measure, period, region and amount paid more times than the rules "
+        "give it (once; for births once per child born that month; for childcare once per "
+        "entitled child with that amount)",
         "payments, entitlements (children entitled)",
     ),
     "paid_in_two_regions": (
@@ -55,7 +57,8 @@ RULES = {  # type: (rule, data read) — the table of docs/audit.md
         "payments",
     ),
     "amount_mismatch": (
-        "a monthly payment more than 25 % away from the rule's amount and the person's median",
+        "a payment more than 25 % away from every amount the rules give the person or family "
+        "(ASP: the quarter's assigned amount; age pensions: the person's usual amount)",
         "payments, entitlements",
     ),
     "exclusion_error": (
@@ -63,11 +66,13 @@ RULES = {  # type: (rule, data read) — the table of docs/audit.md
         "entitlements, payments",
     ),
     "hidden_household_member": (
-        "ASP to a family with a person at its address whose income is not declared in it",
+        "ASP to a family with a person registered at its address, not in the family, whose "
+        "declared income would lift the family above the poverty line if counted",
         "payments, population (addresses), income, card",
     ),
     "duplicate_identity": (
-        "the same person paid under two identities (identity linkage)",
+        "the same person paid under a second population record (Splink identity linkage): "
+        "the second record's payments, with both records and the match probability",
         "payments, population, linkage",
     ),
 }  # a type missing here is shown with "see docs/audit.md"
