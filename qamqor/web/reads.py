@@ -1,0 +1,245 @@
+"""Read models the pages need beyond qamqor.api.queries: a family's card across runs, its open
+case, money at risk by finding type, level trends across runs and cached catalogue overlaps."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from datetime import date
+from functools import cache
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from qamqor.api.queries import MIN_CELL, run_date
+from qamqor.countries import PACKS_DIR
+from qamqor.engine import connect, sql_path
+from qamqor.levels.explain import evaluate_family
+from qamqor.levels.methodology import Methodology, methodology_in_force
+from qamqor.store.cardjson import card_doc
+from qamqor.store.casework import Case
+from qamqor.store.published import FamilyCard, PublishedFinding
+
+METHODOLOGIES = PACKS_DIR / "kz" / "methodology"
+
+SKIP = {"family_id", "region", "district", "language"}
+AGGREGATE_SECONDS = 300  # national aggregates are recomputed at most this often
+_cache: dict[tuple, tuple[float, object]] = {}
+_lock = threading.Lock()
+_refreshing: set[tuple] = set()
+_key_locks: dict[tuple, threading.Lock] = {}
+
+
+def cached(key: tuple, compute: Callable[[], object], seconds: float = AGGREGATE_SECONDS):
+    """A national aggregate kept for `seconds`; keys name the store and the run date, so a new
+    publication is seen at once. Once expired, the kept value is still served while a background
+    thread recomputes it (`compute` must open its own session), so only the first request after
+    a start waits."""
+    now = time.monotonic()
+    with _lock:
+        hit = _cache.get(key)
+        stale = hit is not None and now - hit[0] >= seconds
+        refresh = stale and key not in _refreshing
+        if refresh:
+            _refreshing.add(key)
+    if hit is None:  # one computation per key: a second request waits for the first's
+        with _lock:
+            key_lock = _key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with _lock:
+                hit = _cache.get(key)
+            if hit is not None:
+                return hit[1]
+            value = compute()
+            with _lock:
+                _cache[key] = (time.monotonic(), value)
+            return value
+    if refresh:
+
+        def again() -> None:
+            try:
+                value = compute()
+                with _lock:
+                    _cache[key] = (time.monotonic(), value)
+            finally:
+                with _lock:
+                    _refreshing.discard(key)
+
+        threading.Thread(target=again, daemon=True).start()
+    return hit[1]
+
+
+@cache
+def _duckdb():
+    """One in-memory DuckDB for the pages' small Parquet reads: each read takes a cursor of it
+    (a new DuckDB instance per request costs tens of milliseconds)."""
+    return connect(threads=1)
+
+
+def members(data_dir: Path, family_id: str) -> list[dict]:
+    """As `qamqor.api.queries.members` (same file, columns and order) on the shared DuckDB."""
+    path = Path(data_dir) / "cards" / "members.parquet"
+    if not path.exists():
+        return []
+    cur = _duckdb().cursor()
+    try:
+        cur.execute(
+            f"SELECT person_id, role, sex, age FROM read_parquet({sql_path(path)}) "
+            "WHERE family_id = $1 ORDER BY age DESC",
+            [family_id],
+        )
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+    finally:
+        cur.close()
+
+
+def card_history(data_dir: Path, family_id: str) -> list[dict]:
+    """The family's card at each kept run date (DIR/cards/history/*), newest first, with the
+    items that changed since the previous date and the level of that date."""
+    root = Path(data_dir) / "cards" / "history"
+    dates = sorted(p.name for p in root.glob("*") if (p / "families.parquet").exists())
+    if not dates:
+        return []
+    con = _duckdb().cursor()
+    rows: list[tuple[str, dict, str | None, float | None]] = []
+    try:
+        for d in dates:
+            cur = con.execute(
+                f"SELECT * FROM read_parquet({sql_path(root / d / 'families.parquet')}) "
+                "WHERE family_id = $1",
+                [family_id],
+            )
+            got = cur.fetchone()
+            if got is None:
+                continue
+            card = dict(zip([c[0] for c in cur.description], got, strict=True))
+            lv = Path(data_dir) / "levels" / "history" / d / "families.parquet"
+            level = score = None
+            if lv.exists():
+                hit = con.execute(
+                    f"SELECT level, score FROM read_parquet({sql_path(lv)}) WHERE family_id = $1",
+                    [family_id],
+                ).fetchone()
+                if hit:
+                    level, score = hit
+            rows.append((d, card, level, score))
+    finally:
+        con.close()
+    out, prev = [], None
+    for d, card, level, score in rows:
+        changes = []
+        if prev is not None:
+            changes = [
+                {"item": k, "before": prev.get(k), "after": v}
+                for k, v in card.items()
+                if k not in SKIP and prev.get(k) != v
+            ]
+        out.append({"date": d, "level": level, "score": score, "changes": changes})
+        prev = card
+    return out[::-1]
+
+
+def open_case(s: Session, family_id: str) -> int | None:
+    return s.scalar(
+        select(Case.id).where(Case.family_id == family_id, Case.status != "closed").limit(1)
+    )
+
+
+def money_at_risk(s: Session) -> dict:
+    """Findings and money at risk per type; types with fewer than MIN_CELL families suppressed."""
+    d = run_date(s)
+    q = (
+        select(
+            PublishedFinding.type,
+            func.count(),
+            func.count(func.distinct(PublishedFinding.family_id)),
+            func.sum(PublishedFinding.amount_at_risk),
+        )
+        .where(PublishedFinding.run_date == d)
+        .group_by(PublishedFinding.type)
+        .order_by(func.sum(PublishedFinding.amount_at_risk).desc())
+    )
+    cells, total = [], 0.0
+    for type_, n, families, money in s.execute(q).all():
+        total += float(money or 0)
+        small = families < MIN_CELL
+        cells.append(
+            {
+                "type": type_,
+                "findings": None if small else n,
+                "amount_at_risk": None if small else round(float(money or 0), 2),
+                "suppressed": small,
+            }
+        )
+    return {"cells": cells, "amount_at_risk": round(total, 2)}
+
+
+def finding_types(s: Session) -> list[str]:
+    d = run_date(s)
+    return list(
+        s.scalars(
+            select(PublishedFinding.type)
+            .where(PublishedFinding.run_date == d)
+            .distinct()
+            .order_by(PublishedFinding.type)
+        )
+    )
+
+
+def level_trend(data_dir: Path) -> list[dict]:
+    """Families per level at each run kept in DIR/levels/history/*/summary.json."""
+    out = []
+    for f in sorted((Path(data_dir) / "levels" / "history").glob("*/summary.json")):
+        s = json.loads(f.read_text())
+        levels = s.get("national", {}).get("levels", {})
+        out.append(
+            {
+                "date": f.parent.name,
+                "levels": {k: v.get("families") for k, v in levels.items()},
+                "alkire_foster": s.get("national", {}).get("alkire_foster", {}),
+            }
+        )
+    return out
+
+
+def levels_summary(data_dir: Path) -> dict:
+    f = Path(data_dir) / "levels" / "summary.json"
+    return json.loads(f.read_text()) if f.exists() else {}
+
+
+def catalogue_overlaps(data_dir: Path, on: date) -> list[dict]:
+    """Overlapping measures (qamqor.measures.audit), read from the audit file of the run when
+    present, computed (and so written) once otherwise; pairs under MIN_CELL families hidden."""
+    f = Path(data_dir) / "entitlements" / "catalogue_audit.json"
+    audit = None
+    if f.exists():
+        audit = json.loads(f.read_text())
+        if audit.get("date") != on.isoformat():
+            audit = None
+    if audit is None:
+        from qamqor.measures.audit import catalogue_audit
+
+        audit = catalogue_audit(Path(data_dir), on)
+    return [o for o in audit.get("overlaps", []) if o.get("families", 0) >= MIN_CELL]
+
+
+@cache
+def _methodology(on: date, stamp: tuple) -> Methodology:
+    return methodology_in_force(on)
+
+
+def explanation(s: Session, family_id: str, lang: str) -> dict | None:
+    """The level explained indicator by indicator, as `qamqor.api.routes.common.explanation`
+    (the published, corrected card through `evaluate_family`) with the methodology parsed once
+    per version of its files rather than on every request. None if there is no such family."""
+    card = s.get(FamilyCard, (run_date(s), family_id))
+    if card is None:
+        return None
+    stamp = tuple((f.name, f.stat().st_mtime_ns) for f in sorted(METHODOLOGIES.glob("*.yaml")))
+    m = _methodology(card.run_date, stamp)
+    doc = card_doc(card)
+    return evaluate_family(doc, card.run_date, m, lang=lang).as_dict()
