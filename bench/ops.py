@@ -54,9 +54,12 @@ async def _load(base: str, token: str, ids: list[str], concurrency: int, seconds
             rnd = random.Random()
             while time.perf_counter() < stop:
                 t = time.perf_counter()
-                r = await c.get(f"/families/{rnd.choice(ids)}")
+                try:
+                    r = await c.get(f"/families/{rnd.choice(ids)}")
+                    errors += r.status_code != 200
+                except httpx.HTTPError:
+                    errors += 1
                 lat.append(time.perf_counter() - t)
-                errors += r.status_code != 200
 
         t0 = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(concurrency)))
@@ -85,7 +88,10 @@ def main() -> None:
     a = ap.parse_args()
     on: date = card_dates(a.data_dir)[-1]
     report: dict = {"data_dir": str(a.data_dir), "run_date": on.isoformat()}
-    with cluster(fsync=True, settings={"shared_buffers": "1GB", "max_wal_size": "8GB"}) as srv:
+    with cluster(
+        fsync=True,
+        settings={"shared_buffers": "1GB", "max_wal_size": "8GB", "max_connections": "300"},
+    ) as srv:
         url = create_database(srv, "qamqor")
         session_factory(url)  # migrate outside the timing
         t0, ru0 = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
@@ -116,6 +122,7 @@ def main() -> None:
             [str(Path(sys.executable).parent / "qamqor"), "serve", str(a.data_dir), "--port",
              str(port), "--workers", "2"],
             env=env,
+            stderr=open(a.out.with_suffix(".server.log"), "w"),  # noqa: SIM115
         )  # fmt: skip
         base = f"http://127.0.0.1:{port}"
         try:
