@@ -136,19 +136,18 @@ def members(data_dir: Path, family_id: str) -> list[dict]:
 
 def queue(s: Session, district: str, on: date) -> list[dict]:
     """The district's open cases, most urgent first, with their overdue actions."""
-    overdue = (
-        select(PlanAction.case_id, func.count().label("n"))
-        .where(PlanAction.done_on.is_(None), PlanAction.due_on < on)
-        .group_by(PlanAction.case_id)
-        .subquery()
+    late = and_(
+        PlanAction.case_id == Case.id, PlanAction.done_on.is_(None), PlanAction.due_on < on
     )
+    n = func.count(PlanAction.id)
     q = (
-        select(Case, func.coalesce(overdue.c.n, 0))
-        .outerjoin(overdue, overdue.c.case_id == Case.id)
+        select(Case, n)
+        .outerjoin(PlanAction, late)
         .where(Case.district == district, Case.status != "closed")
-        .order_by(Case.urgency.desc(), func.coalesce(overdue.c.n, 0).desc(), Case.opened_on)
+        .group_by(Case.id)
+        .order_by(Case.urgency.desc(), n.desc(), Case.opened_on, Case.id)
     )
-    return [case_summary(c) | {"overdue_actions": n} for c, n in s.execute(q).all()]
+    return [case_summary(c) | {"overdue_actions": k} for c, k in s.execute(q).all()]
 
 
 def case_summary(c: Case) -> dict:

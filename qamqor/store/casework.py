@@ -65,6 +65,7 @@ class Case(Base):
     __table_args__ = (
         CheckConstraint("status IN ('open', 'closure_proposed', 'closed')", name="ck_cases_status"),
         Index("ix_cases_centre_status", "centre_id", "status"),
+        Index("ix_cases_district_status", "district", "status"),
         Index("ix_cases_family", "family_id"),
     )
 
@@ -105,7 +106,10 @@ class PlanAction(Base):
     """One action of a case's support plan, owned by a service."""
 
     __tablename__ = "plan_actions"
-    __table_args__ = (Index("ix_plan_actions_case", "case_id"),)
+    __table_args__ = (
+        Index("ix_plan_actions_case", "case_id"),
+        Index("ix_plan_actions_open", "case_id", "done_on", "due_on"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     case_id: Mapped[int] = mapped_column(
