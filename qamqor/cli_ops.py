@@ -103,7 +103,10 @@ def serve(
 
     import uvicorn
 
+    from qamqor.store.db import database_url, migrate
+
     if not Path(data_dir).is_dir():
         _fail(f"{data_dir} is not a directory")
+    migrate(database_url(data_dir))  # once, before the workers start
     os.environ["QAMQOR_DATA_DIR"] = str(Path(data_dir).resolve())
     uvicorn.run("qamqor.api.main:app", host=host, port=port, workers=workers, log_level="warning")
