@@ -345,21 +345,17 @@ def findings(
     }
 
 
-def payment_trail(data_dir: Path, family_id: str, pseudonym_sql) -> list[dict]:
-    """Every payment in the ingested payments registry to a member of the family."""
-    pay = Path(data_dir) / "ingested" / "payments.parquet"
-    mem = Path(data_dir) / "cards" / "members.parquet"
-    if not pay.exists() or not mem.exists():
+def payment_trail(data_dir: Path, family_id: str) -> list[dict]:
+    """Every payment to a member of the family, from the audit's pseudonymous payment trail
+    (`DIR/audit/payments.parquet`, sorted by family so a lookup reads one row group)."""
+    path = Path(data_dir) / "audit" / "payments.parquet"
+    if not path.exists():
         return []
-    con = connect(threads=2)
+    con = connect(threads=1)
     try:
         cur = con.execute(
-            f"""SELECT p.payment_id, m.person_id, p.measure, CAST(p.period AS DATE) AS period,
-                       p.amount, p.region, CAST(p.paid_date AS DATE) AS paid_date
-                FROM read_parquet({sql_path(pay)}) p
-                JOIN (SELECT person_id FROM read_parquet({sql_path(mem)}) WHERE family_id = $1) m
-                  ON m.person_id = {pseudonym_sql("p.iin")}
-                ORDER BY p.paid_date, p.payment_id""",
+            f"SELECT payment_id, person_id, measure, period, amount, region, paid_date "
+            f"FROM read_parquet({sql_path(path)}) WHERE family_id = $1",
             [family_id],
         )
         cols = [d[0] for d in cur.description]

@@ -545,7 +545,13 @@ def run_audit(data_dir: Path, on: date | None = None) -> AuditResult:
     atomically; the inputs are those of the last run, `on` is its date."""
     d = Path(data_dir)
     final = d / "audit"
-    own = ("findings.parquet", "findings.json", "identities.parquet", "identity_model.json")
+    own = (
+        "findings.parquet",
+        "findings.json",
+        "identities.parquet",
+        "identity_model.json",
+        "payments.parquet",
+    )
     with atomic_dir(final) as tmp:
         con = find(d, on, tmp)
         if final.exists():  # keep what other audit steps wrote beside the findings
@@ -553,6 +559,13 @@ def run_audit(data_dir: Path, on: date | None = None) -> AuditResult:
                 if f.is_file() and f.name not in own:
                     (tmp / f.name).write_bytes(f.read_bytes())
         con.execute(f"COPY findings TO '{(tmp / 'findings.parquet').as_posix()}' (FORMAT parquet)")
+        con.execute(  # the payment trail by family, pseudonymous, sorted for quick lookups
+            "COPY (SELECT payment_id, family_id, person_id, measure,"
+            " CAST(period AS DATE) AS period, amount, region, CAST(paid_date AS DATE) AS paid_date"
+            " FROM pay"
+            " ORDER BY family_id, paid_date, payment_id)"
+            f" TO '{(tmp / 'payments.parquet').as_posix()}' (FORMAT parquet, ROW_GROUP_SIZE 20000)"
+        )
         rows = con.execute(
             "SELECT type, count(*), sum(amount_at_risk) FROM findings GROUP BY type ORDER BY type"
         ).fetchall()

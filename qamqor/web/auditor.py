@@ -8,7 +8,6 @@ from fastapi.responses import HTMLResponse
 
 from qamqor.api import queries
 from qamqor.api.security import Principal, log_access
-from qamqor.card.build import _pseudo
 from qamqor.web import reads
 from qamqor.web.analyst import aggregate
 from qamqor.web.core import NotFound, region_names, render, role
@@ -56,7 +55,7 @@ def payment_trail(request: Request, family_id: str, p: Principal = Depends(audit
             raise NotFound()
         found = queries.findings(s, family_id=family_id, limit=100)
     log_access(request, p, "read payment trail", family_id)
-    rows = queries.payment_trail(request.app.state.data_dir, family_id, _pseudo)
+    rows = queries.payment_trail(request.app.state.data_dir, family_id)
     return render(
         request, "audit/payments.html", p, family_id=family_id, rows=rows, found=found["findings"]
     )

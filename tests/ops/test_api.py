@@ -123,9 +123,12 @@ def test_auditor_findings_and_payment_trail(api):
     assert r["total"] > 0 and len(r["findings"]) == min(5, r["total"])
     amounts = [f["amount_at_risk"] for f in r["findings"]]
     assert amounts == sorted(amounts, reverse=True)
-    fid = next(f["family_id"] for f in r["findings"] if f["family_id"])
-    trail = api.get(f"/audit/payments/{fid}", headers=au).json()
-    assert trail["family_id"] == fid
+    paid = api.get("/audit/findings?type=amount_mismatch&limit=1", headers=au).json()
+    f = paid["findings"][0]
+    trail = api.get(f"/audit/payments/{f['family_id']}", headers=au).json()
+    assert trail["family_id"] == f["family_id"]
+    assert f["measure"] in {p["measure"] for p in trail["payments"]}
+    assert all(len(p["person_id"]) == 16 for p in trail["payments"])  # pseudonyms, not IINs
     assert api.get("/audit/payments/nope", headers=au).status_code == 404
     assert api.get("/audit/findings?limit=0", headers=au).status_code == 422
 

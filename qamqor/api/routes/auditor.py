@@ -7,7 +7,6 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from qamqor.api import queries
 from qamqor.api.routes.common import FamilyId, sessions
 from qamqor.api.security import Principal, log_access, require
-from qamqor.card.build import _pseudo
 
 router = APIRouter(prefix="/audit", tags=["auditor"])
 auditor = require("auditor")
@@ -35,5 +34,5 @@ def payment_trail(request: Request, family_id: FamilyId, p: Principal = Depends(
     log_access(request, p, "read payment trail", family_id)
     return {
         "family_id": family_id,
-        "payments": queries.payment_trail(request.app.state.data_dir, family_id, _pseudo),
+        "payments": queries.payment_trail(request.app.state.data_dir, family_id),
     }
