@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.orm import Session
 
-from qamqor.engine import connect, sql_path
+from qamqor.engine import lookup_cursor, sql_path
 from qamqor.store.access import Appeal
 from qamqor.store.cardjson import card_doc
 from qamqor.store.casework import Case, CaseEvent, CaseNote, ChildInCare, PlanAction, SocialContract
@@ -121,7 +121,7 @@ def members(data_dir: Path, family_id: str) -> list[dict]:
     path = Path(data_dir) / "cards" / "members.parquet"
     if not path.exists():
         return []
-    con = connect(threads=1)
+    con = lookup_cursor()
     try:
         cur = con.execute(
             f"SELECT person_id, role, sex, age FROM read_parquet({sql_path(path)}) "
@@ -351,7 +351,7 @@ def payment_trail(data_dir: Path, family_id: str) -> list[dict]:
     path = Path(data_dir) / "audit" / "payments.parquet"
     if not path.exists():
         return []
-    con = connect(threads=1)
+    con = lookup_cursor()
     try:
         cur = con.execute(
             f"SELECT payment_id, person_id, measure, period, amount, region, paid_date "

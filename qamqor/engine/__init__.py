@@ -6,6 +6,7 @@ portable (plain joins, aggregates, CASE) so that it can be transpiled for Spark 
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from collections.abc import Iterator
@@ -36,6 +37,17 @@ def connect(
         con.execute(f"SET temp_directory = {sql_path(Path(temp_directory))}")
     con.execute("SET preserve_insertion_order = false")
     return con
+
+
+@functools.cache
+def _lookups() -> duckdb.DuckDBPyConnection:
+    return connect(threads=1)
+
+
+def lookup_cursor() -> duckdb.DuckDBPyConnection:
+    """A cursor of one shared in-memory DuckDB, for the small Parquet lookups of a web or API
+    request (a new DuckDB instance costs tens of milliseconds); close it after use."""
+    return _lookups().cursor()
 
 
 @contextmanager

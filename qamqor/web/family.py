@@ -39,7 +39,7 @@ def card(request: Request, family_id: str, p: Principal = Depends(reader)):
         ents = queries.entitlements(s, family_id)
         offers = queries.offers(s, family_id)
         case_id = reads.open_case(s, family_id) if p.role == "worker" else None
-    members = reads.members(request.app.state.data_dir, family_id)
+    members = queries.members(request.app.state.data_dir, family_id)
     # one entry for the page (card, explanation, members, entitlements), as the API's card read
     log_access(request, p, "read family card", family_id)
     return render(

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from qamqor.api.queries import MIN_CELL, run_date
 from qamqor.countries import PACKS_DIR
-from qamqor.engine import connect, sql_path
+from qamqor.engine import lookup_cursor, sql_path
 from qamqor.levels.explain import evaluate_family
 from qamqor.levels.methodology import Methodology, methodology_in_force
 from qamqor.store.cardjson import card_doc
@@ -72,31 +72,6 @@ def cached(key: tuple, compute: Callable[[], object], seconds: float = AGGREGATE
     return hit[1]
 
 
-@cache
-def _duckdb():
-    """One in-memory DuckDB for the pages' small Parquet reads: each read takes a cursor of it
-    (a new DuckDB instance per request costs tens of milliseconds)."""
-    return connect(threads=1)
-
-
-def members(data_dir: Path, family_id: str) -> list[dict]:
-    """As `qamqor.api.queries.members` (same file, columns and order) on the shared DuckDB."""
-    path = Path(data_dir) / "cards" / "members.parquet"
-    if not path.exists():
-        return []
-    cur = _duckdb().cursor()
-    try:
-        cur.execute(
-            f"SELECT person_id, role, sex, age FROM read_parquet({sql_path(path)}) "
-            "WHERE family_id = $1 ORDER BY age DESC",
-            [family_id],
-        )
-        cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
-    finally:
-        cur.close()
-
-
 def card_history(data_dir: Path, family_id: str) -> list[dict]:
     """The family's card at each kept run date (DIR/cards/history/*), newest first, with the
     items that changed since the previous date and the level of that date."""
@@ -104,7 +79,7 @@ def card_history(data_dir: Path, family_id: str) -> list[dict]:
     dates = sorted(p.name for p in root.glob("*") if (p / "families.parquet").exists())
     if not dates:
         return []
-    con = _duckdb().cursor()
+    con = lookup_cursor()
     rows: list[tuple[str, dict, str | None, float | None]] = []
     try:
         for d in dates:
