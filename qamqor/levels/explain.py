@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from qamqor.card.columns import FAMILY_COLUMNS
 from qamqor.countries import load_country
-from qamqor.engine import connect, sql_path
+from qamqor.engine import connect, lookup_cursor, sql_path
 from qamqor.expressions import check_expression, names_used
 from qamqor.levels.compute import card_path, levels_sql
 from qamqor.levels.methodology import NAMES, PARAMETERS, Methodology, methodology_in_force
@@ -84,6 +84,24 @@ def evaluate_family(
     return _explain(family_table(doc, m), on, m, lang)
 
 
+_NEEDED: dict[tuple, frozenset[str]] = {}
+
+
+def _needed(m: Methodology) -> frozenset[str]:
+    """The card indicators a methodology reads (parsed once per methodology version)."""
+    key = (m.id, m.version, m.valid_from, m.source)
+    if key not in _NEEDED:
+        needed = {"region", "members", "urban"}
+        for _, ind in m.indicators:
+            for text in (ind.value, ind.applies_if):
+                if text:
+                    needed |= names_used(check_expression(text, NAMES))
+        for t in m.triggers:
+            needed |= names_used(check_expression(t.when, NAMES))
+        _NEEDED[key] = frozenset(needed)
+    return _NEEDED[key]
+
+
 def family_table(doc: dict, m: Methodology) -> pa.Table:
     """A one-row card table from a document; FamilyDocError names each problem."""
     if not isinstance(doc, dict):
@@ -91,14 +109,7 @@ def family_table(doc: dict, m: Methodology) -> pa.Table:
     unknown = sorted(set(doc) - set(FAMILY_COLUMNS) - IGNORED_KEYS)
     if unknown:
         raise FamilyDocError(f"unknown indicator(s): {', '.join(unknown)}")
-    needed = {"region", "members", "urban"}
-    for _, ind in m.indicators:
-        for text in (ind.value, ind.applies_if):
-            if text:
-                needed |= names_used(check_expression(text, NAMES))
-    for t in m.triggers:
-        needed |= names_used(check_expression(t.when, NAMES))
-    missing = sorted(needed - set(PARAMETERS) - set(doc))
+    missing = sorted(_needed(m) - set(PARAMETERS) - set(doc))
     if missing:
         raise FamilyDocError(f"missing indicator(s): {', '.join(missing)}")
     arrays, names = [], []
@@ -122,11 +133,13 @@ def _fits(value: Any, kind: str) -> bool:
 
 
 def _explain(table: pa.Table, on: date, m: Methodology, lang: str) -> Explanation:
-    con = connect(threads=1)
-    con.register("cards", table)
-    cur = con.execute(levels_sql(m, load_country(), on, values=True))
-    row = dict(zip([d[0] for d in cur.description], cur.fetchone(), strict=True))
-    con.close()
+    con = lookup_cursor()  # a cursor of the shared DuckDB: "cards" is registered for it alone
+    try:
+        con.register("cards", table)
+        cur = con.execute(levels_sql(m, load_country(), on, values=True))
+        row = dict(zip([d[0] for d in cur.description], cur.fetchone(), strict=True))
+    finally:
+        con.close()
     trig = next((t for t in m.triggers if t.id == row["emergency_trigger"]), None)
     out = Explanation(
         family_id=row["family_id"],

@@ -8,6 +8,7 @@ bands and emergency triggers, valid from a date. Files live in the country pack
 
 from __future__ import annotations
 
+import functools
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -99,8 +100,18 @@ class Methodology(_Model):
 
 
 def load_methodology(path: Path) -> Methodology:
-    """Read and validate one methodology file."""
-    m, _, fail = load_model(path, Methodology, MethodologyError, {"source": str(path)})
+    """Read and validate one methodology file (parsed once per version of the file: a request
+    that explains a level does not parse YAML)."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return _load.__wrapped__(str(path), 0, 0)  # not cached: the loader names the problem
+    return _load(str(path), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _load(path: str, _mtime_ns: int, _size: int) -> Methodology:
+    m, _, fail = load_model(Path(path), Methodology, MethodologyError, {"source": path})
     _check(m, fail)
     return m
 

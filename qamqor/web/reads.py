@@ -8,22 +8,17 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import date
-from functools import cache
 from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qamqor.api.queries import MIN_CELL, run_date
-from qamqor.countries import PACKS_DIR
 from qamqor.engine import lookup_cursor, sql_path
 from qamqor.levels.explain import evaluate_family
-from qamqor.levels.methodology import Methodology, methodology_in_force
 from qamqor.store.cardjson import card_doc
 from qamqor.store.casework import Case
 from qamqor.store.published import FamilyCard, PublishedFinding
-
-METHODOLOGIES = PACKS_DIR / "kz" / "methodology"
 
 SKIP = {"family_id", "region", "district", "language"}
 AGGREGATE_SECONDS = 300  # national aggregates are recomputed at most this often
@@ -202,19 +197,10 @@ def catalogue_overlaps(data_dir: Path, on: date) -> list[dict]:
     return [o for o in audit.get("overlaps", []) if o.get("families", 0) >= MIN_CELL]
 
 
-@cache
-def _methodology(on: date, stamp: tuple) -> Methodology:
-    return methodology_in_force(on)
-
-
 def explanation(s: Session, family_id: str, lang: str) -> dict | None:
     """The level explained indicator by indicator, as `qamqor.api.routes.common.explanation`
-    (the published, corrected card through `evaluate_family`) with the methodology parsed once
-    per version of its files rather than on every request. None if there is no such family."""
+    (the published, corrected card through `evaluate_family`); None if there is no such family."""
     card = s.get(FamilyCard, (run_date(s), family_id))
     if card is None:
         return None
-    stamp = tuple((f.name, f.stat().st_mtime_ns) for f in sorted(METHODOLOGIES.glob("*.yaml")))
-    m = _methodology(card.run_date, stamp)
-    doc = card_doc(card)
-    return evaluate_family(doc, card.run_date, m, lang=lang).as_dict()
+    return evaluate_family(card_doc(card), card.run_date, lang=lang).as_dict()
