@@ -34,8 +34,13 @@ test: install
 	@$(BIN)/python -c "import sys; from qamqor.engine.spark import java_problem as p; sys.exit(p() and 'make test: ' + p())"
 	$(BIN)/pytest
 
+## make bench: batch steps (bench/run.py → bench/results.json), then publishing into PostgreSQL and
+## API reads under load on the 1 M nation it leaves (bench/ops.py → bench/ops-results.json)
+BENCH_OPS ?= bench/work/1000000
 bench: install
+	bash scripts/system-deps.sh
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/ops.py $(BENCH_OPS) --out bench/ops-results.json
 
 lint: install
 	$(BIN)/ruff check qamqor tests
