@@ -37,6 +37,9 @@ def create_app(data_dir: Path, url: str | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         sealer = Sealer(app.state.sessions)  # chains the access log's inbox every 0.5 s
         sealer.start()
+        from qamqor.web.analyst import warm
+
+        warm(app)  # the dashboard's national aggregates, computed in the background at start
         yield
         sealer.stop()
 

@@ -50,8 +50,8 @@ def aggregate(app, key: tuple, fn, *args):
 
 
 def warm(app) -> None:
-    """Compute the dashboard's aggregates in the background (started when an analyst or an
-    auditor signs in), so the first dashboard of the day does not wait for them."""
+    """Compute the dashboard's aggregates in the background (at the app's start and when an
+    analyst or an auditor signs in), so the first dashboard does not wait for them."""
 
     def run() -> None:
         try:
