@@ -42,19 +42,14 @@ def _age(col: str, d: str) -> str:
 PERSON = "person_id, sex, age, student, disabled, disability_group"
 
 
-# An adult's own family key: the husband of a couple, else themselves (`a` is a living person).
-_HEAD_KEY = "coalesce(c1.husband, c2.husband, a.iin)"
-_COUPLE_JOINS = """LEFT JOIN couples c1 ON c1.husband = a.iin
-        LEFT JOIN couples c2 ON c2.wife = a.iin"""
-
-
 def formation_sql(d: str) -> list[str]:
     """SQL statements that create `alive`, `couples`, `head_key`, `dependants` and `membership`.
 
     `alive` holds each living person's attributes and pseudonym `person_id` (computed once: a
     family's `family_id` is its head's `person_id`). `membership` maps every living person to
-    a family key `fkey` (the head's IIN) and a role, and carries the attributes the outputs
-    need (`PERSON`). `head_key` and `dependants` are narrow steps on the way.
+    a family key `fkey` (the head's IIN) and that family's `family_id`, a role, and carries the
+    attributes the outputs need (`PERSON`). `couples`, `head_key` and `dependants` are narrow
+    steps on the way.
     """
     age = _age("p.birth_date", d)
     return [
@@ -75,52 +70,67 @@ def formation_sql(d: str) -> list[str]:
         LEFT JOIN e ON e.iin = p.iin
         LEFT JOIN h ON h.iin = p.iin
         WHERE p.birth_date <= {d} AND (p.death_date IS NULL OR p.death_date > {d})""",
+        # Both partners of a couple, each with the couple's family key (the husband's IIN) and
+        # family_id (his person_id): one row per married person, one join to find them.
         f"""CREATE TEMP TABLE couples AS
-        SELECT m.iin AS husband, m.other_iin AS wife
-        FROM civil_events m
-        JOIN alive a ON a.iin = m.iin
-        JOIN alive b ON b.iin = m.other_iin AND b.address_id = a.address_id
-        WHERE m.event_type = 'marriage' AND m.event_date <= {d}
-          AND NOT EXISTS (
-            SELECT 1 FROM civil_events x
-            WHERE x.event_type = 'divorce' AND x.iin = m.iin AND x.other_iin = m.other_iin
-              AND x.event_date > m.event_date AND x.event_date <= {d})""",
-        # Adults' own family key: the husband of a couple, else themselves.
-        f"""CREATE TEMP TABLE head_key AS
-        SELECT a.iin, a.address_id, {_HEAD_KEY} AS fkey
-        FROM alive a
-        {_COUPLE_JOINS}""",
+        WITH c AS (
+            SELECT m.iin AS husband, m.other_iin AS wife, a.person_id AS fid
+            FROM civil_events m
+            JOIN alive a ON a.iin = m.iin
+            JOIN alive b ON b.iin = m.other_iin AND b.address_id = a.address_id
+            WHERE m.event_type = 'marriage' AND m.event_date <= {d}
+              AND NOT EXISTS (
+                SELECT 1 FROM civil_events x
+                WHERE x.event_type = 'divorce' AND x.iin = m.iin AND x.other_iin = m.other_iin
+                  AND x.event_date > m.event_date AND x.event_date <= {d})
+        )
+        SELECT husband AS iin, husband, fid FROM c
+        UNION ALL SELECT wife, husband, fid FROM c""",
+        # Adults' own family key and id: the husband's for a couple, else their own.
+        """CREATE TEMP TABLE head_key AS
+        SELECT a.iin, a.address_id, coalesce(c.husband, a.iin) AS fkey,
+               coalesce(c.fid, a.person_id) AS fid
+        FROM alive a LEFT JOIN couples c ON c.iin = a.iin""",
         # Dependants: under 18, full-time students under 23, adult disabled children, living
-        # at a parent's address and not married themselves: they join that parent's family.
+        # at a parent's address (the mother's first) and not the parent of a child at their
+        # own address: they join that parent's family. (Not married either: `membership`
+        # checks that, as it joins `couples` anyway.)
         """CREATE TEMP TABLE dependants AS
         WITH parents AS (
             -- each person with a registered parent: is that parent alive at their address?
             SELECT c.iin, (c.age < 18 OR (c.age < 23 AND c.student) OR c.disabled) AS dependant,
                    CASE WHEN m.address_id = c.address_id THEN m.iin END AS mother_here,
                    CASE WHEN f.address_id = c.address_id THEN f.iin END AS father_here,
-                   coalesce(
-                     CASE WHEN m.address_id = c.address_id THEN m.fkey END,
-                     CASE WHEN f.address_id = c.address_id THEN f.fkey END) AS parent_key
+                   CASE WHEN m.address_id = c.address_id THEN m.fkey
+                        WHEN f.address_id = c.address_id THEN f.fkey END AS parent_key,
+                   CASE WHEN m.address_id = c.address_id THEN m.fid
+                        WHEN f.address_id = c.address_id THEN f.fid END AS parent_fid
             FROM alive c
             LEFT JOIN head_key m ON m.iin = c.mother_iin
             LEFT JOIN head_key f ON f.iin = c.father_iin
             WHERE c.mother_iin IS NOT NULL OR c.father_iin IS NOT NULL
+        ),
+        here AS (  -- parents of a child at their own address
+            SELECT mother_here AS iin FROM parents WHERE mother_here IS NOT NULL
+            UNION ALL SELECT father_here FROM parents WHERE father_here IS NOT NULL
         )
-        SELECT p.iin, p.parent_key FROM parents p
-        WHERE p.dependant
-          AND NOT EXISTS (SELECT 1 FROM couples x WHERE x.husband = p.iin)
-          AND NOT EXISTS (SELECT 1 FROM couples x WHERE x.wife = p.iin)
-          -- a parent of a child at their own address heads that child's family
-          AND NOT EXISTS (SELECT 1 FROM parents x WHERE x.mother_here = p.iin)
-          AND NOT EXISTS (SELECT 1 FROM parents x WHERE x.father_here = p.iin)""",
+        SELECT p.iin, p.parent_key, p.parent_fid FROM parents p
+        WHERE p.dependant AND p.parent_key IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM here x WHERE x.iin = p.iin)""",
         f"""CREATE TEMP TABLE membership AS
-        SELECT a.iin, coalesce(dep.parent_key, {_HEAD_KEY}) AS fkey,
-               CASE WHEN dep.parent_key IS NOT NULL THEN 'child'
-                    WHEN {_HEAD_KEY} = a.iin THEN 'head' ELSE 'spouse' END AS role,
-               {", ".join("a." + c.strip() for c in PERSON.split(","))}
-        FROM alive a
-        {_COUPLE_JOINS}
-        LEFT JOIN dependants dep ON dep.iin = a.iin""",
+        WITH m AS (
+            SELECT a.*, CASE WHEN c.iin IS NULL THEN dep.parent_key END AS parent_key,
+                   CASE WHEN c.iin IS NULL THEN dep.parent_fid END AS parent_fid,
+                   coalesce(c.husband, a.iin) AS own_key, coalesce(c.fid, a.person_id) AS own_fid
+            FROM alive a
+            LEFT JOIN couples c ON c.iin = a.iin
+            LEFT JOIN dependants dep ON dep.iin = a.iin
+        )
+        SELECT iin, coalesce(parent_key, own_key) AS fkey, coalesce(parent_fid, own_fid) AS fid,
+               CASE WHEN parent_key IS NOT NULL THEN 'child'
+                    WHEN own_key = iin THEN 'head' ELSE 'spouse' END AS role,
+               {PERSON}
+        FROM m""",
     ]
 
 
@@ -161,40 +171,70 @@ _MONEY = {
     "pensions_3m": "sum(pension_3m)",
     "benefits_3m": "sum(benefits_3m)",
     "contributions_12m": "sum(contributions_12m)",
-    "working": "count(*) FILTER (WHERE coalesce(wage_3m, 0) + coalesce(self_3m, 0) > 0)",
+}
+
+# Counts are summed three to a DOUBLE, 17 bits apart: DuckDB's hash aggregate costs about as
+# much per aggregate as per group, so 25 counts as 9 sums save most of their cost. Every partial
+# sum is a whole number below 2**53, so the sums are exact in any order and each count unpacks
+# exactly, as long as a family has fewer than 2**17 (131,072) members or assets of one kind.
+_BITS = 17
+
+
+def _packed(counts: dict[str, str], prefix: str) -> tuple[list[str], dict[str, str]]:
+    """Aggregates `sum(...) AS {prefix}k` counting the rows where each condition of `counts`
+    (name → SQL condition) holds, and each name's unpacking (a whole DOUBLE)."""
+    aggs, unpack = [], {}
+    names = list(counts)
+    for k in range(0, len(names), 3):
+        pack = f"{prefix}{k // 3}"
+        terms = []
+        for j, name in enumerate(names[k : k + 3]):
+            flag = f"CAST(coalesce({counts[name]}, FALSE) AS DOUBLE)"
+            scale = float(2 ** (_BITS * j))
+            terms.append(flag if j == 0 else f"{flag} * {scale!r}")
+            shifted = pack if j == 0 else f"floor({pack} / {scale!r})"
+            unpack[name] = shifted if j == 2 else f"({shifted} % {float(2**_BITS)!r})"
+        aggs.append(f"sum({' + '.join(terms)}) AS {pack}")
+    return aggs, unpack
+
+
+_PENSION_AGE = "((sex = 'F' AND age >= 61) OR (sex = 'M' AND age >= 63))"
+# A family's members by kind: name → condition on a member (`membership`, with `enrolled`
+# and the member's money).
+_COUNTS = {
+    "members": "TRUE",
+    "children": "age < 18",
+    "infants": "age < 1",
+    "children_1_6": "age >= 1 AND age < 7",
+    "children_under_7": "age < 7",
+    "dependent_children": "role = 'child' AND (age < 18 OR student)",
+    "students": "student",
+    "women": "sex = 'F'",
+    "men": "sex = 'M'",
+    "pensioners": _PENSION_AGE,
+    "disabled": "disabled",
+    "disabled_children": "disabled AND age < 18",
+    "disabled_group1": "disability_group = 1",
+    "disabled_group2": "disability_group = 2",
+    "disabled_group3": "disability_group = 3",
+    "able_bodied": f"age >= 18 AND NOT {_PENSION_AGE} AND NOT student"
+    " AND disability_group NOT IN (1, 2)",
+    "school_age_not_enrolled": "age >= 6 AND age < 18 AND enrolled IS NULL",
+    "preschool_not_enrolled": "age >= 3 AND age < 6 AND enrolled IS NULL",
+    "working": "coalesce(wage_3m, 0) + coalesce(self_3m, 0) > 0",
 }
 
 
 def family_sql(d: str) -> str:
     """`family`: one row per family key: the family's id and place (its head's), demography and
     money, in one aggregate over `membership`."""
-    pension_age = "((sex = 'F' AND age >= 61) OR (sex = 'M' AND age >= 63))"
+    packs, unpack = _packed(_COUNTS, "n")
     money = ", ".join(f"coalesce({e}, 0) AS {c}" for c, e in _MONEY.items())
+    unpack = {c: f"CAST({e} AS BIGINT)" for c, e in unpack.items()}
+    counts = ", ".join(f"{e} AS {c}" for c, e in unpack.items() if c != "working")
     return f"""CREATE TEMP TABLE family AS
     WITH agg AS (
-        SELECT fkey,
-               count(*) AS members,
-               count(*) FILTER (WHERE age < 18) AS children,
-               count(*) FILTER (WHERE age < 1) AS infants,
-               count(*) FILTER (WHERE age >= 1 AND age < 7) AS children_1_6,
-               count(*) FILTER (WHERE age < 7) AS children_under_7,
-               count(*) FILTER (WHERE role = 'child' AND (age < 18 OR student))
-                 AS dependent_children,
-               count(*) FILTER (WHERE student) AS students,
-               count(*) FILTER (WHERE sex = 'F') AS women,
-               count(*) FILTER (WHERE sex = 'M') AS men,
-               count(*) FILTER (WHERE {pension_age}) AS pensioners,
-               count(*) FILTER (WHERE disabled) AS disabled,
-               count(*) FILTER (WHERE disabled AND age < 18) AS disabled_children,
-               count(*) FILTER (WHERE disability_group = 1) AS disabled_group1,
-               count(*) FILTER (WHERE disability_group = 2) AS disabled_group2,
-               count(*) FILTER (WHERE disability_group = 3) AS disabled_group3,
-               count(*) FILTER (WHERE age >= 18 AND NOT {pension_age} AND NOT student
-                                AND disability_group NOT IN (1, 2)) AS able_bodied,
-               count(*) FILTER (WHERE age >= 6 AND age < 18 AND enrolled IS NULL)
-                 AS school_age_not_enrolled,
-               count(*) FILTER (WHERE age >= 3 AND age < 6 AND enrolled IS NULL)
-                 AS preschool_not_enrolled,
+        SELECT fkey, {", ".join(packs)},
                min(age) FILTER (WHERE role IN ('head', 'spouse')) AS youngest_adult_age,
                {money}
         FROM membership
@@ -206,7 +246,8 @@ def family_sql(d: str) -> str:
     )
     -- the family key is the head's IIN: the family's id and place are the head's
     SELECT hd.person_id AS family_id, hd.region, hd.district, hd.urban, hd.language,
-           hd.address_id, agg.*
+           hd.address_id, agg.fkey, {counts}, youngest_adult_age,
+           {", ".join(_MONEY)}, {unpack["working"]} AS working
     FROM agg JOIN alive hd ON hd.iin = agg.fkey"""
 
 
@@ -226,13 +267,20 @@ _ASSET_COLUMNS = {
     "heads": "BIGINT",
     "status": "VARCHAR",
 }
-# A family's assets and debts (zero when it has none).
+# Counts of a family's assets, packed as above; the card always wrote the first four as DOUBLE
+# (DuckDB's sum of integers), the others as BIGINT (counts).
+_ASSET_COUNTS = {
+    "dwellings": "property = 'dwelling'",
+    "commercial": "property = 'commercial'",
+    "land_plots": "property = 'land'",
+    "vehicles": "vehicle IS NOT NULL",
+    "registered_unemployed": "status = 'registered_unemployed'",
+    "social_contract": "status = 'social_contract'",
+}
+_AS_DOUBLE = ("dwellings", "commercial", "land_plots", "vehicles")
+# Livestock heads are summed as they are: a herd can be larger than a packed field.
 _ASSETS = {
-    "dwellings": "sum(CASE WHEN property = 'dwelling' THEN 1 ELSE 0 END)",
-    "commercial": "sum(CASE WHEN property = 'commercial' THEN 1 ELSE 0 END)",
-    "land_plots": "sum(CASE WHEN property = 'land' THEN 1 ELSE 0 END)",
     "property_value": "sum(property_value)",
-    "vehicles": "sum(vehicle)",
     "vehicle_value": "sum(vehicle_value)",
     "debt": "sum(balance)",
     "loan_payments": "sum(monthly_payment)",
@@ -243,9 +291,14 @@ _ASSETS = {
     "deposits": "sum(deposit)",
     "large_livestock": "sum(heads) FILTER (WHERE livestock IN ('cattle', 'horse', 'camel'))",
     "small_livestock": "sum(heads) FILTER (WHERE livestock IN ('sheep', 'goat'))",
-    "registered_unemployed": "count(*) FILTER (WHERE status = 'registered_unemployed')",
-    "social_contract": "count(*) FILTER (WHERE status = 'social_contract')",
 }
+# Every column `assets` gives a family, in the card's order.
+ASSET_COLUMNS = (
+    "dwellings", "commercial", "land_plots", "property_value", "vehicles", "vehicle_value",
+    "debt", "loan_payments", "max_overdue_days", "overdue_debt", "microcredit_debt",
+    "non_mortgage_debt", "deposits", "large_livestock", "small_livestock",
+    "registered_unemployed", "social_contract",
+)  # fmt: skip
 
 
 def assets_sql(d: str) -> str:
@@ -277,20 +330,28 @@ def assets_sql(d: str) -> str:
         + f" FROM {source}"
         for cols, source in sources
     )
+    packs, unpack = _packed(_ASSET_COUNTS, "k")
+    cols = {
+        **{c: e if c in _AS_DOUBLE else f"CAST({e} AS BIGINT)" for c, e in unpack.items()},
+        **{c: f"coalesce({c}, 0)" for c in _ASSETS},
+    }
     return f"""CREATE TEMP TABLE assets AS
-    SELECT ms.fkey, {", ".join(f"coalesce({e}, 0) AS {c}" for c, e in _ASSETS.items())}
-    FROM (
-        {union}
-    ) x
-    JOIN membership ms USING (iin)
-    GROUP BY ms.fkey"""
+    WITH agg AS (
+        SELECT ms.fkey, {", ".join(packs)}, {", ".join(f"{e} AS {c}" for c, e in _ASSETS.items())}
+        FROM (
+            {union}
+        ) x
+        JOIN membership ms USING (iin)
+        GROUP BY ms.fkey
+    )
+    SELECT fkey, {", ".join(f"{cols[c]} AS {c}" for c in ASSET_COLUMNS)} FROM agg"""
 
 
 def indicators_sql(d: str) -> str:
     """One row per family with every indicator the methodology and the measures need."""
     return f"""
     WITH fam AS (
-        SELECT f.*, {", ".join(f"coalesce(a.{c}, 0) AS {c}" for c in _ASSETS)}
+        SELECT f.*, {", ".join(f"coalesce(a.{c}, 0) AS {c}" for c in ASSET_COLUMNS)}
         -- every fkey of `assets` is in `family`, so this is a LEFT JOIN; FULL keeps the columns
         -- optional in Parquet (DuckDB writes REQUIRED when it can prove there are no NULLs)
         FROM family f FULL JOIN assets a USING (fkey)
@@ -315,7 +376,6 @@ def indicators_sql(d: str) -> str:
            h.housing_cost + h.utilities_cost AS housing_costs
     FROM fam f
     LEFT JOIN housing h ON h.address_id = f.address_id
-    ORDER BY family_id
     """
 
 
@@ -324,10 +384,8 @@ def members_sql() -> str:
     # nullif(x, ''): the ids were always written as optional Parquet fields, and DuckDB writes
     # REQUIRED when it can prove a column has no NULLs (as it can for a stored column).
     return """
-    SELECT nullif(m.person_id, '') AS person_id, nullif(f.family_id, '') AS family_id,
-           m.role, m.sex, m.age
-    FROM membership m JOIN family f USING (fkey)
-    ORDER BY family_id, person_id"""
+    SELECT nullif(person_id, '') AS person_id, nullif(fid, '') AS family_id, role, sex, age
+    FROM membership"""
 
 
 def card_sql(d: str) -> list[str]:

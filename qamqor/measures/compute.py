@@ -16,17 +16,20 @@ Three steps, all SQL:
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import numpy as np
+import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
 from qamqor.card.build import _pseudo
 from qamqor.countries import Country, NotInForceError, load_country
-from qamqor.engine import atomic_dir, connect, run_query, sql_path
+from qamqor.engine import atomic_dir, connect, run_query, scratch_dir, sql_path
 from qamqor.expressions import check_expression
 from qamqor.levels.compute import card_dates, card_path
 from qamqor.measures.catalogue import (
@@ -40,6 +43,7 @@ from qamqor.measures.catalogue import (
 ANNUAL = {"monthly": 12, "quarterly": 4, "once": 1}
 FAMILIES_NATIONAL = 6_300_000  # SPEC §2: families in the Digital Family Card
 INGESTED = ("population", "health", "income", "awards", "education", "payments")
+FACTS_MEMORY_LIMIT = "5GB"
 
 
 def _num(x: float | None) -> str:
@@ -74,16 +78,22 @@ def facts_sql(on: date, pension_age_men: float, pension_age_women: float) -> tup
     persons = f"""
     WITH pop AS (
         SELECT iin, {_pseudo("iin")} AS person_id, birth_date, father_iin, mother_iin,
-               death_date IS NOT NULL AND death_date <= {d} AS dead,
-               row_number() OVER (PARTITION BY coalesce(mother_iin, 'self:' || iin)
-                                  ORDER BY birth_date, iin) AS birth_order
+               death_date IS NOT NULL AND death_date <= {d} AS dead
         FROM population
     ),
-    h AS (
+    -- birth order among the mother's children (by birth date, then IIN): the window runs over
+    -- the people with a registered mother only (the others are first), not the whole register
+    sib AS (
+        SELECT iin, row_number() OVER (PARTITION BY mother_iin ORDER BY birth_date, iin)
+                      AS birth_order
+        FROM population WHERE mother_iin IS NOT NULL
+    ),
+    h AS (  -- only the rows that can give a disability group or a long illness
         SELECT iin, max(CASE WHEN disability_since IS NULL OR disability_since <= {d}
                         THEN coalesce(disability_group, 0) ELSE 0 END) AS disability_group,
                bool_or(coalesce(long_illness, FALSE)) AS long_ill
-        FROM health GROUP BY iin
+        FROM health WHERE disability_group IS NOT NULL OR long_illness
+        GROUP BY iin
     ),
     ins AS (SELECT DISTINCT iin FROM income
             WHERE period >= {m3} AND period < {d} AND social_contribution > 0),
@@ -107,7 +117,7 @@ def facts_sql(on: date, pension_age_men: float, pension_age_women: float) -> tup
            ins.iin IS NOT NULL AS person_insured,
            mi.iin IS NOT NULL AS person_mother_insured,
            aw.award AS person_award,
-           CASE WHEN p.mother_iin IS NULL THEN 1 ELSE p.birth_order END AS person_birth_order,
+           coalesce(sib.birth_order, 1) AS person_birth_order,
            coalesce(h.long_ill, FALSE) AS person_long_ill,
            coalesce(f.dead, FALSE) OR coalesce(mo.dead, FALSE) AS person_parent_died,
            coalesce(asp.asp_3m, 0) AS asp_3m
@@ -119,6 +129,7 @@ def facts_sql(on: date, pension_age_men: float, pension_age_women: float) -> tup
     LEFT JOIN aw ON aw.iin = p.iin
     LEFT JOIN stu ON stu.iin = p.iin
     LEFT JOIN asp ON asp.iin = p.iin
+    LEFT JOIN sib ON sib.iin = p.iin
     LEFT JOIN pop f ON f.iin = p.father_iin
     LEFT JOIN pop mo ON mo.iin = p.mother_iin"""
     families = """
@@ -140,20 +151,25 @@ def write_facts(data_dir: Path, on: date, country: Country, out: Path) -> None:
     men = country.parameter("pension_age_men").at(on)
     women = country.parameter("pension_age_women").at(on)
     persons, families = facts_sql(on, men, women)
-    con = connect()
-    for t in INGESTED:
-        f = data_dir / "ingested" / f"{t}.parquet"
-        if not f.exists():
-            raise FileNotFoundError(f"{f} not found: run `qamqor ingest` first")
-        con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet({sql_path(f)})")
-    members = card_path(data_dir, on).with_name("members.parquet")
-    con.execute(f"CREATE VIEW members AS SELECT * FROM read_parquet({sql_path(members)})")
-    con.execute(f"COPY ({persons}) TO {sql_path(out / 'persons.parquet')} (FORMAT parquet)")
-    con.execute(
-        f"CREATE VIEW persons AS SELECT * FROM read_parquet({sql_path(out / 'persons.parquet')})"
-    )
-    con.execute(f"COPY ({families}) TO {sql_path(out / 'family_facts.parquet')} (FORMAT parquet)")
-    con.close()
+    # a buffer limit (QAMQOR_MEMORY_LIMIT overrides): the joins over the whole register spill
+    # to a scratch folder rather than growing (at 6.3 M families the step peaked at 8.4 GiB)
+    limit = os.environ.get("QAMQOR_MEMORY_LIMIT", FACTS_MEMORY_LIMIT)
+    with scratch_dir(out.parent, "facts-spill") as spill:
+        con = connect(memory_limit=limit, temp_directory=spill)
+        for t in INGESTED:
+            f = data_dir / "ingested" / f"{t}.parquet"
+            if not f.exists():
+                raise FileNotFoundError(f"{f} not found: run `qamqor ingest` first")
+            con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet({sql_path(f)})")
+        members = card_path(data_dir, on).with_name("members.parquet")
+        con.execute(f"CREATE VIEW members AS SELECT * FROM read_parquet({sql_path(members)})")
+        con.execute(f"COPY ({persons}) TO {sql_path(out / 'persons.parquet')} (FORMAT parquet)")
+        written = sql_path(out / "persons.parquet")
+        con.execute(f"CREATE VIEW persons AS SELECT * FROM read_parquet({written})")
+        con.execute(
+            f"COPY ({families}) TO {sql_path(out / 'family_facts.parquet')} (FORMAT parquet)"
+        )
+        con.close()
 
 
 # --- 2. dated values ------------------------------------------------------------------------------
@@ -174,16 +190,18 @@ def median_income(data_dir: Path, on: date) -> tuple[float, str]:
     q_start = date(on.year, 3 * ((on.month - 1) // 3) + 1, 1)
     source = on if q_start not in card_dates(data_dir) else q_start
     cards = card_path(data_dir, source)
-    con = connect()
-    (value,) = con.execute(
-        f"""WITH c AS (
-              SELECT income_per_capita_3m AS x,
-                     sum(members) OVER (ORDER BY income_per_capita_3m, family_id) AS cum,
-                     sum(members) OVER () AS total
-              FROM read_parquet({sql_path(cards)}))
-            SELECT min(x) FROM c WHERE cum >= total / 2.0"""
-    ).fetchone()
-    con.close()
+    # the smallest income at which the people of the families ordered by income reach half of
+    # all people: two columns and a sort in NumPy (a SQL window would sort the whole card)
+    t = pq.read_table(cards, columns=["income_per_capita_3m", "members"])
+    x = t.column("income_per_capita_3m").to_numpy(zero_copy_only=False).astype(float)
+    w = t.column("members").to_numpy(zero_copy_only=False).astype(np.int64)
+    keep = ~np.isnan(x)  # NULL incomes are left out, as the SQL's min() leaves them out
+    total = w.sum()  # ... but their people count, as in sum(members) OVER ()
+    x, w = x[keep], w[keep]
+    order = np.argsort(x, kind="stable")
+    cum = np.cumsum(w[order])
+    crossing = np.nonzero(cum >= total / 2.0)[0]
+    value = x[order][crossing[0]] if len(crossing) else None
     return float(value or 0.0), f"card of {source.isoformat()}, income of the 3 months before"
 
 
@@ -448,20 +466,23 @@ def _registry_recipients(data_dir: Path, on: date) -> dict[str, dict]:
         return {}
     d = f"DATE '{on.isoformat()}'"
     con = connect()
+    # each paid person and measure of the quarter once, hashed once, with their family
+    con.execute(
+        f"""CREATE TEMP TABLE p AS
+            WITH paid AS (
+              SELECT DISTINCT iin, measure FROM read_parquet({sql_path(pay)})
+              WHERE period >= {d} - INTERVAL 3 MONTH AND period < {d}),
+            ids AS (SELECT iin, {_pseudo("iin")} AS person_id FROM (SELECT DISTINCT iin FROM paid))
+            SELECT ids.person_id, paid.measure, m.family_id
+            FROM paid JOIN ids USING (iin)
+            LEFT JOIN read_parquet({sql_path(members)}) m ON m.person_id = ids.person_id"""
+    )
     rows = con.execute(
-        f"""WITH p AS (
-              SELECT DISTINCT {_pseudo("iin")} AS person_id, measure
-              FROM read_parquet({sql_path(pay)})
-              WHERE period >= {d} - INTERVAL 3 MONTH AND period < {d})
-            SELECT measure, count(DISTINCT p.person_id), count(DISTINCT m.family_id)
-            FROM p LEFT JOIN read_parquet({sql_path(members)}) m USING (person_id)
-            GROUP BY ROLLUP (measure)"""
+        """SELECT measure, count(DISTINCT person_id), count(DISTINCT family_id)
+           FROM p GROUP BY ROLLUP (measure)"""
     ).fetchall()
     (bc,) = con.execute(
-        f"""SELECT count(DISTINCT m.family_id) FROM read_parquet({sql_path(pay)}) p
-            JOIN read_parquet({sql_path(members)}) m ON m.person_id = {_pseudo("p.iin")}
-            WHERE measure IN ('birth', 'childcare')
-              AND period >= {d} - INTERVAL 3 MONTH AND period < {d}"""
+        "SELECT count(DISTINCT family_id) FROM p WHERE measure IN ('birth', 'childcare')"
     ).fetchone()
     con.close()
     out = {m: {"people": int(n), "families": int(f)} for m, n, f in rows if m}

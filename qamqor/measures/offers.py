@@ -148,17 +148,21 @@ def find_candidates(data_dir: Path, on: date, previous: date, country: str = "kz
             f"DATE '{x.isoformat()}'" for x in (on, horizon, _add_months(previous, ADVANCE_MONTHS))
         )
         # Came within 3 months of pension age since the previous run, not there yet.
+        # the window of due dates is tested before the keyed hash: a few thousand people are
+        # hashed instead of the whole register
         adv = con.execute(
-            f"""WITH p AS (
-                  SELECT {_pseudo("iin")} AS person_id, birth_date + to_months(
+            f"""WITH due AS (
+                  SELECT iin, birth_date + to_months(
                            CASE WHEN sex = 'M' THEN {men} ELSE {women} END) AS due
                   FROM read_parquet({sql_path(pop)})
-                  WHERE death_date IS NULL OR death_date > {d})
+                  WHERE death_date IS NULL OR death_date > {d}),
+                p AS (
+                  SELECT {_pseudo("iin")} AS person_id, due FROM due
+                  WHERE due > {d} AND due <= {h} AND due > {p3})
                 SELECT m.family_id, m.person_id, f.region, 'age_pension', 'advance_notice',
                        {amount!r}, 'monthly', f.language, CAST(p.due AS DATE)
                 FROM read_parquet({members}) m JOIN p USING (person_id)
-                LEFT JOIN read_parquet({families}) f USING (family_id)
-                WHERE p.due > {d} AND p.due <= {h} AND p.due > {p3}"""
+                LEFT JOIN read_parquet({families}) f USING (family_id)"""
         ).fetchall()
         rows += [dict(zip(_COLUMNS, r, strict=True)) for r in adv]
     names = {m.id: m.name for m in cat.measures}

@@ -18,7 +18,9 @@ THRESHOLD; the explanation lists the three signals that pushed its expected inco
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,9 +30,10 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from qamqor.engine import atomic_dir, run_query
+from qamqor.engine import atomic_dir, connect, run_query, sql_path
 
 SEED = 20251001
 THRESHOLD = 3.2  # flag when z + informal sign reaches this (docs/scoring.md: threshold)
@@ -65,7 +68,10 @@ COMMON_PARAMS = {
     "num_threads": 1,  # fixed: identical models everywhere, and fastest on a busy 2-core box
     "verbose": -1,
 }
-
+# Prediction and SHAP contributions are computed row by row, so every thread count gives the
+# same numbers: they use every core (QAMQOR_THREADS overrides), training keeps one thread.
+PREDICT_THREADS = int(os.environ.get("QAMQOR_THREADS", os.cpu_count() or 2))
+CHUNK = 500_000  # families turned into a feature matrix at a time (≈ 180 MB), to bound memory
 # Model inputs: name → what a reader of an explanation sees.
 FEATURES: dict[str, str] = {
     "property_value": "value of real estate",
@@ -150,9 +156,19 @@ def features_sql(card_columns: set[str]) -> str:
         part = "household_id"
     else:  # families without a housing record are households of their own
         part = ", ".join([*HOUSING_KEY, "CASE WHEN housing_area_m2 IS NULL THEN family_id END"])
-    others = ",\n      ".join(
-        f"sum({col}) OVER (PARTITION BY {part}) - {col} AS {name}" for name, col in OTHERS.items()
-    )
+    window = f"(PARTITION BY {part})"
+
+    def others(name: str, col: str) -> str:
+        if col != "declared_income":  # sums of whole numbers: exact in any order
+            return f"sum({col}) OVER {window} - {col} AS {name}"
+        # a sum of fractional amounts (twelfths of tenge) depends on the order of its terms in
+        # the last bit, and a window adds them in no fixed order: summed as DECIMAL (exact,
+        # 10 decimal places) the features, so the training data's fingerprint, are the same at
+        # every run (an ORDER BY family_id in the window costs three times the query)
+        exact = f"CAST({col} AS DECIMAL(38, 10))"  # subtracted as DECIMAL too: 0 when alone
+        return f"CAST(sum({exact}) OVER {window} - {exact} AS DOUBLE) AS {name}"
+
+    others_sql = ",\n      ".join(others(name, col) for name, col in OTHERS.items())
     direct = [f for f in FEATURES if f not in OTHERS and f not in {"adults", "household_families"}]
     direct = [f for f in direct if f not in {"housing_costs_per_m2", "value_per_vehicle"}]
     return f"""
@@ -166,8 +182,8 @@ def features_sql(card_columns: set[str]) -> str:
       members - children AS adults,
       housing_costs / greatest(housing_area_m2, 1) AS housing_costs_per_m2,
       vehicle_value / greatest(vehicles, 1) AS value_per_vehicle,
-      count(*) OVER (PARTITION BY {part}) AS household_families,
-      {others}
+      count(*) OVER {window} AS household_families,
+      {others_sql}
     FROM c
     ORDER BY family_id
     """
@@ -265,11 +281,32 @@ def _train(params: dict, x: np.ndarray, y: np.ndarray) -> lgb.Booster:
     return lgb.train({**COMMON_PARAMS, **params}, _dataset(x, y))
 
 
-def train(f: pd.DataFrame) -> tuple[Model, dict]:
-    """Cross-fitted models on the observed families; returns the model and held-out metrics."""
-    vocab = {c: sorted(f[c].dropna().astype(str).unique().tolist()) for c in CATEGORICAL}
-    model = Model([], [], vocab, {})
-    x, y = model.matrix(f), _target(f)
+def model_version() -> str:
+    """What a saved model must have been trained with to be reused: features, parameters,
+    threshold and the LightGBM version (a change of any of them retrains)."""
+    spec = {
+        "features": list(FEATURES),
+        "categorical": CATEGORICAL,
+        "context": CONTEXT,
+        "mean": MEAN_PARAMS,
+        "scale": SCALE_PARAMS,
+        "common": COMMON_PARAMS,
+        "threshold": THRESHOLD,
+        "informal": [INFORMAL_WEIGHT, MINIMUM_WAGE],
+        "floor": INCOME_FLOOR,
+        "sample": [MAX_TRAIN_PER_FOLD, FOLDS, SEED],
+        "lightgbm": lgb.__version__,
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def vocabularies(f: pd.DataFrame) -> dict[str, list[str]]:
+    return {c: sorted(f[c].dropna().astype(str).unique().tolist()) for c in CATEGORICAL}
+
+
+def training_rows(f: pd.DataFrame) -> list[np.ndarray]:
+    """Each fold's training rows (positions in `f`, sorted by family_id as features_sql is):
+    observed families of the other fold, at most MAX_TRAIN_PER_FOLD drawn with a fixed seed."""
     obs, fold = observed(f), fold_of(f["family_id"])
     rng = np.random.default_rng(SEED)
     picked = []
@@ -278,20 +315,45 @@ def train(f: pd.DataFrame) -> tuple[Model, dict]:
         if len(rows) > MAX_TRAIN_PER_FOLD:
             rows = np.sort(rng.choice(rows, MAX_TRAIN_PER_FOLD, replace=False))
         picked.append(rows)
-        model.mean.append(_train(MEAN_PARAMS, x[rows], y[rows]))
+    return picked
+
+
+def training_fingerprint(f: pd.DataFrame, vocab: dict, picked: list[np.ndarray]) -> str:
+    """A hash of exactly what training reads: the vocabularies, and the ids, features and
+    targets of the training rows. Training is deterministic, so the same fingerprint (and
+    model version) would give the saved model again, byte for byte: it is reused instead."""
+    h = hashlib.sha256(json.dumps(vocab, sort_keys=True).encode())
+    probe = Model([], [], vocab, {})
+    for rows in picked:
+        sub = f.iloc[rows]
+        h.update("\n".join(sub["family_id"].astype(str)).encode())
+        h.update(np.ascontiguousarray(probe.matrix(sub)).tobytes())
+        h.update(np.ascontiguousarray(_target(sub)).tobytes())
+    return h.hexdigest()
+
+
+def train(f: pd.DataFrame, picked: list[np.ndarray] | None = None) -> tuple[Model, dict]:
+    """Cross-fitted models on the observed families; returns the model and held-out metrics."""
+    model = Model([], [], vocabularies(f), {})
+    picked = picked if picked is not None else training_rows(f)
+    used = np.unique(np.concatenate(picked))
+    # only the training rows are turned into a matrix (a whole nation's would not fit twice)
+    x, y = model.matrix(f.iloc[used]), _target(f.iloc[used])
+    fold = fold_of(f["family_id"].iloc[used])
+    local = [np.searchsorted(used, rows) for rows in picked]
+    for k in range(FOLDS):
+        model.mean.append(_train(MEAN_PARAMS, x[local[k]], y[local[k]]))
     # Held-out gaps of the training rows (each by the other fold's model) teach the scale
     # model what is usual for families like them.
-    gap = np.full(len(f), np.nan)
-    used = np.unique(np.concatenate(picked))
+    gap = np.full(len(used), np.nan)
     for k in range(FOLDS):
-        held = used[fold[used] == k]
+        held = np.nonzero(fold == k)[0]
         gap[held] = model.mean[k].predict(x[held], num_threads=1) - y[held]
     for k in range(FOLDS):
-        rows = picked[k]
-        model.scale.append(_train(SCALE_PARAMS, x[rows], np.abs(gap[rows])))
-    resid, y_used = -gap[used], y[used]
+        model.scale.append(_train(SCALE_PARAMS, x[local[k]], np.abs(gap[local[k]])))
+    resid, y_used = -gap, y
     metrics = {
-        "training_population": int(obs.sum()),
+        "training_population": int(observed(f).sum()),
         "training_rows_per_fold": [len(r) for r in picked],
         "held_out_families": len(used),
         "held_out_r2": float(1 - np.sum(resid**2) / np.sum((y_used - y_used.mean()) ** 2)),
@@ -309,22 +371,113 @@ def train(f: pd.DataFrame) -> tuple[Model, dict]:
         "scale_params": {**COMMON_PARAMS, **SCALE_PARAMS},
         "target": "ln(max(wages_12m + self_employment_12m + pensions_3m + benefits_3m, floor))",
         "training_population": TRAINING_POPULATION,
+        "model_version": model_version(),
     }
     return model, metrics
 
 
-def predict(model: Model, f: pd.DataFrame) -> pd.DataFrame:
-    """Expected income, standardised gap, flag and (for flagged families) the top 3 signals."""
-    x, y = model.matrix(f), _target(f)
+# Row hash of a family's feature vector (exact float64 bits): odd multipliers, fixed.
+_HASH = np.random.default_rng(SEED).integers(1, 2**63, len(FEATURES), dtype=np.uint64) | 1
+EXPLAINED = (
+    "signal_1", "value_1", "effect_1", "signal_2", "value_2", "effect_2",
+    "signal_3", "value_3", "effect_3", "context_effect",
+)  # fmt: skip
+
+
+def row_hash(x: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each row's exact bits: equal rows always, different rows all but never
+    (a change of any single value always changes it; two values at once with odds 2**-64)."""
+    bits = np.ascontiguousarray(x, dtype=np.float64).view(np.uint64)
+    return (bits * _HASH).sum(axis=1, dtype=np.uint64)
+
+
+@dataclass
+class Memo:
+    """The previous run's model outputs per family, valid for one saved model: a family whose
+    feature row hashes the same gets the same predictions and SHAP signals without the model
+    being run (`scores/model/memo.parquet`; training replaces the folder, and so the memo)."""
+
+    ids: pa.Array
+    hashes: np.ndarray
+    raw: dict[str, np.ndarray]  # expected, scale: the models' raw outputs
+    explained: pd.DataFrame  # EXPLAINED columns, one row per family (None/NaN if not explained)
+
+    FILE = "memo.parquet"
+
+    @classmethod
+    def load(cls, model_dir: Path, model: Model) -> Memo | None:
+        path = model_dir / cls.FILE
+        try:
+            meta = pq.read_schema(path).metadata or {}
+            if json.loads(meta.get(b"qamqor", b"{}")) != _memo_key(model):
+                return None
+            t = pq.read_table(path)
+        except (FileNotFoundError, OSError, ValueError):
+            return None
+        return cls(
+            t.column("family_id").combine_chunks(),
+            t.column("row_hash").to_numpy(),
+            {k: t.column(k).to_numpy() for k in ("expected", "scale")},
+            t.select(list(EXPLAINED)).to_pandas(),
+        )
+
+    @staticmethod
+    def save(model_dir: Path, model: Model, out: pa.Table, hashes, raw) -> None:
+        table = out.select(["family_id", *EXPLAINED])
+        for i, (name, values) in enumerate({"row_hash": hashes, **raw}.items()):
+            table = table.add_column(1 + i, name, pa.array(values))
+        table = table.replace_schema_metadata({"qamqor": json.dumps(_memo_key(model))})
+        tmp = model_dir / f".{Memo.FILE}.tmp-{os.getpid()}"
+        pq.write_table(table, tmp, compression="zstd")
+        tmp.replace(model_dir / Memo.FILE)
+
+
+def _memo_key(model: Model) -> dict:
+    return {k: model.meta.get(k) for k in ("model_version", "training_fingerprint")}
+
+
+def predict(
+    model: Model,
+    f: pd.DataFrame,
+    explain: np.ndarray | None = None,
+    memo: Memo | None = None,
+) -> pd.DataFrame:
+    """Expected income, standardised gap, flag and the top 3 signals of the families in
+    `explain` (a boolean mask; default: the flagged ones, the only ones the batch explains).
+
+    With a `memo` of the same model, families whose feature rows are unchanged take their
+    predictions and signals from it. The result has `attrs["row_hash"]` and `attrs["raw"]`
+    (what `Memo.save` keeps) and `attrs["reused"]` (families taken from the memo).
+    """
+    y = _target(f)
     fold = fold_of(f["family_id"])
     # Only declared work income can be under-declared: families without any are not scored.
     earners = (f["working"] > 0).to_numpy()
     expected = np.full(len(f), np.nan)
     scale = np.full(len(f), np.nan)
-    for k in range(FOLDS):
-        rows = earners & (fold == k)
-        expected[rows] = model.mean[k].predict(x[rows], num_threads=1)
-        scale[rows] = model.scale[k].predict(x[rows], num_threads=1)
+    hashes = np.zeros(len(f), dtype=np.uint64)
+    same = np.zeros(len(f), dtype=bool)  # an unchanged feature row found in the memo
+    if memo is not None:
+        at = pc.index_in(pa.array(f["family_id"].to_numpy()), value_set=memo.ids)
+        at = at.fill_null(-1).to_numpy()
+    for start in range(0, len(f), CHUNK):  # the feature matrix a chunk at a time
+        part = slice(start, start + CHUNK)
+        x = model.matrix(f.iloc[part])
+        hashes[part] = row_hash(x)
+        if memo is not None:
+            prev = at[part]
+            hit = (prev >= 0) & (memo.hashes[np.maximum(prev, 0)] == hashes[part])
+            same[part] = hit
+            for name, arr in (("expected", expected), ("scale", scale)):
+                arr[part][hit] = memo.raw[name][prev[hit]]
+        for k in range(FOLDS):
+            rows = earners[part] & (fold[part] == k) & ~same[part]
+            if rows.any():
+                at_rows = np.nonzero(rows)[0] + start
+                expected[at_rows] = model.mean[k].predict(x[rows], num_threads=PREDICT_THREADS)
+                scale[at_rows] = model.scale[k].predict(x[rows], num_threads=PREDICT_THREADS)
+        del x
+    raw = {"expected": expected.copy(), "scale": scale.copy()}
     scale = SD_PER_MEAN_ABS * np.maximum(scale, 0.05)
     z = (expected - y) / scale
     informal = informal_sign(f)
@@ -344,29 +497,66 @@ def predict(model: Model, f: pd.DataFrame) -> pd.DataFrame:
             "hidden_income_flag": flag,
         }
     )
-    _explain(model, f, x, fold, out)
+    wanted = flag if explain is None else explain & earners
+    _explain(
+        model,
+        f,
+        fold,
+        out,
+        wanted,
+        memo,
+        same if memo is not None else None,
+        at if memo is not None else None,
+    )
+    out.attrs.update(row_hash=hashes, raw=raw, reused=int(same.sum()))
     return out
 
 
-def _explain(model: Model, f: pd.DataFrame, x: np.ndarray, fold: np.ndarray, out) -> None:
+def _explain(
+    model: Model,
+    f: pd.DataFrame,
+    fold: np.ndarray,
+    out,
+    explain: np.ndarray,
+    memo: Memo | None = None,
+    same: np.ndarray | None = None,
+    at: np.ndarray | None = None,
+) -> None:
+    """SHAP contributions (`pred_contrib`) of the families in `explain` only: they cost about
+    a millisecond a family, the rest of the prediction a few microseconds. Families already
+    explained in the memo with the same feature row keep their signals."""
     names = list(FEATURES)
     n = len(f)
     signal = [np.full(n, None, dtype=object) for _ in range(3)]
     value = [np.full(n, None, dtype=object) for _ in range(3)]
     effect = [np.full(n, np.nan) for _ in range(3)]
     text = np.full(n, None, dtype=object)
-    flagged = out["hidden_income_flag"].to_numpy()
     context = np.isin(names, CONTEXT)
     context_effect = np.full(n, np.nan)
+    todo = explain.copy()
+    if memo is not None:
+        old = explain & same
+        old &= memo.explained["signal_1"].notna().to_numpy()[np.maximum(at, 0)]
+        rows = np.nonzero(old)[0]
+        prev = memo.explained.iloc[at[rows]]
+        for j in range(3):
+            signal[j][rows] = prev[f"signal_{j + 1}"].to_numpy(object)
+            value[j][rows] = prev[f"value_{j + 1}"].to_numpy(object)
+            effect[j][rows] = prev[f"effect_{j + 1}"].to_numpy(float)
+        context_effect[rows] = prev["context_effect"].to_numpy(float)
+        todo &= ~old
     for k in range(FOLDS):
-        rows = np.nonzero(flagged & (fold == k))[0]
+        rows = np.nonzero(todo & (fold == k))[0]
         if not len(rows):
             continue
-        contrib = model.mean[k].predict(x[rows], pred_contrib=True, num_threads=1)[:, :-1]
+        sub = f.iloc[rows]
+        contrib = model.mean[k].predict(
+            model.matrix(sub), pred_contrib=True, num_threads=PREDICT_THREADS
+        )[:, :-1]
         context_effect[rows] = contrib[:, context].sum(axis=1)
         ranked = np.where(context, -np.inf, contrib)
         top = np.argsort(-ranked, axis=1, kind="stable")[:, :3]
-        shown = f.iloc[rows][names].to_numpy(object)
+        shown = sub[names].to_numpy(object)
         at = np.arange(len(rows))
         for j in range(3):
             idx = top[:, j]
@@ -375,7 +565,7 @@ def _explain(model: Model, f: pd.DataFrame, x: np.ndarray, fold: np.ndarray, out
             effect[j][rows] = contrib[at, idx]
     declared, expected = out["declared_income"].to_numpy(), out["expected_income"].to_numpy()
     z, informal = out["z"].to_numpy(), out["informal_sign"].to_numpy()
-    for r in np.nonzero(flagged)[0]:
+    for r in np.nonzero(explain)[0]:
         parts = [
             f"{FEATURES[signal[j][r]]} {value[j][r]} (×{np.exp(effect[j][r]):.2f})"
             for j in range(3)
@@ -387,12 +577,15 @@ def _explain(model: Model, f: pd.DataFrame, x: np.ndarray, fold: np.ndarray, out
             f"{head}; driven by: {', '.join(parts)}; family composition, place and "
             f"co-residents ×{np.exp(context_effect[r]):.2f}"
         )
+    columns = {}
     for j in range(3):
-        out[f"signal_{j + 1}"] = signal[j]
-        out[f"value_{j + 1}"] = value[j]
-        out[f"effect_{j + 1}"] = effect[j]
-    out["context_effect"] = context_effect
-    out["explanation"] = text
+        columns[f"signal_{j + 1}"] = signal[j]
+        columns[f"value_{j + 1}"] = value[j]
+        columns[f"effect_{j + 1}"] = effect[j]
+    columns["context_effect"] = context_effect
+    columns["explanation"] = text
+    added = pd.DataFrame(columns, index=out.index)
+    out[list(columns)] = added  # one assignment (column by column it took seconds at 6.3 M)
 
 
 def _show(v) -> str:
@@ -413,6 +606,32 @@ class HiddenIncomeResult:
     metrics: dict
     seconds: dict
     out: Path
+    reason: str = ""  # why the model was trained, or why the saved one was reused
+
+
+def _features(card: Path, engine: str, scratch: Path, where: str = "") -> pd.DataFrame:
+    """The model's input frame (features_sql) of every family of `card`, sorted by family_id;
+    `where` restricts the card (DuckDB only) before the co-resident features are computed."""
+    tmp = scratch / f".hidden_features-{os.getpid()}.parquet"
+    columns = set(pq.read_schema(card).names)
+    sql = features_sql(columns)
+    if where:
+        sql = f"WITH card AS (SELECT * FROM card_file WHERE {where})" + sql.replace(
+            "WITH c AS (", ", c AS (", 1
+        )
+    try:
+        run_query(sql, {"card_file" if where else "card": card}, tmp, engine=engine)
+        # self_destruct: Arrow buffers are freed as columns are converted (one copy at a time)
+        return pq.read_table(tmp).to_pandas(self_destruct=True, split_blocks=True)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _saved(model_dir: Path) -> dict | None:
+    try:
+        return json.loads((model_dir / "features.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
 
 
 def run_hidden_income(
@@ -421,51 +640,115 @@ def run_hidden_income(
     retrain: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> HiddenIncomeResult:
-    """Train (or load) the model, predict every family, write DIR/scores/hidden_income.parquet."""
+    """Train (or reuse) the model, predict every family, write DIR/scores/hidden_income.parquet.
+
+    The saved model (DIR/scores/model/) is reused when it was trained by this model version on
+    the same training rows (`training_fingerprint`): training again would give it byte for
+    byte. `retrain` trains anyway; a missing model, another version or other data retrain.
+    """
     data_dir = Path(data_dir)
     card = data_dir / "cards" / "families.parquet"
     if not card.exists():
         raise FileNotFoundError(f"{card} not found: run `qamqor run` (or `qamqor cards`) first")
     scores = data_dir / "scores"
+    scores.mkdir(parents=True, exist_ok=True)
     model_dir = scores / "model"
     say = progress or (lambda _s: None)
     seconds: dict[str, float] = {}
     t = time.perf_counter()
     say("hidden income: features")
-    tmp = scores / ".hidden_features.parquet"
-    columns = set(pq.read_schema(card).names)
-    run_query(features_sql(columns), {"card": card}, tmp, engine=engine)
-    f = pd.read_parquet(tmp)
-    tmp.unlink()
+    f = _features(card, engine, scores)
     seconds["features"] = time.perf_counter() - t
-    trained = retrain or not (model_dir / "features.json").exists()
-    metrics: dict = {}
     t = time.perf_counter()
+    picked = training_rows(f)
+    fingerprint = training_fingerprint(f, vocabularies(f), picked)
+    saved = _saved(model_dir)
+    if retrain:
+        reason = "asked to retrain"
+    elif saved is None:
+        reason = "no saved model"
+    elif saved.get("model_version") != model_version():
+        reason = "the saved model is of another model version"
+    elif saved.get("training_fingerprint") != fingerprint:
+        reason = "the training data changed"
+    else:
+        reason = ""
+    trained = bool(reason)
+    metrics: dict = {}
     if trained:
         say("hidden income: training")
-        model, metrics = train(f)
+        model, metrics = train(f, picked)
+        model.meta["training_fingerprint"] = fingerprint
     else:
         model = Model.load(model_dir)
+        reason = "same model version and training data: saved model reused"
     seconds["training" if trained else "loading"] = time.perf_counter() - t
     t = time.perf_counter()
     say("hidden income: predicting")
-    out = predict(model, f)
+    memo = None if trained else Memo.load(model_dir, model)
+    out = predict(model, f, memo=memo)
     seconds["prediction"] = time.perf_counter() - t
+    n = len(f)
+    del f
+    hashes, raw, reused = (out.attrs.pop(k) for k in ("row_hash", "raw", "reused"))
     target = scores / "hidden_income.parquet"
-    target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(".hidden_income.parquet.tmp")
-    pq.write_table(pa.Table.from_pandas(out, preserve_index=False), part, compression="zstd")
-    part.replace(target)
     flagged = int(out["hidden_income_flag"].sum())
+    observed_flagged = float(out.loc[out["observed"], "hidden_income_flag"].mean())
+    table = pa.Table.from_pandas(out, preserve_index=False)
+    del out  # the Arrow table is written, and kept in the memo: one copy at a time
+    pq.write_table(table, part, compression="zstd")
+    part.replace(target)
     if trained:
         metrics.update(
-            families=len(f),
+            families=n,
             flagged=flagged,
-            flagged_share=flagged / max(len(f), 1),
-            observed_flagged_share=float(out.loc[out["observed"], "hidden_income_flag"].mean()),
+            flagged_share=flagged / max(n, 1),
+            observed_flagged_share=observed_flagged,
             threshold=THRESHOLD,
             seconds={k: round(v, 2) for k, v in seconds.items()},
         )
         model.save(model_dir)
         (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return HiddenIncomeResult(len(f), flagged, trained, metrics, seconds, target)
+    Memo.save(model_dir, model, table, hashes, raw)
+    seconds["reused_families"] = reused
+    return HiddenIncomeResult(n, flagged, trained, metrics, seconds, target, reason)
+
+
+def explain_income(data_dir: Path, family_id: str) -> dict:
+    """One family's hidden-income row computed on demand with the saved model, SHAP signals
+    included whether or not it is flagged (the batch explains flagged families only).
+
+    Only the families registered at the same housing record are read, so the co-resident
+    features equal the batch's.
+    """
+    data_dir = Path(data_dir)
+    card = data_dir / "cards" / "families.parquet"
+    model_dir = data_dir / "scores" / "model"
+    if not card.exists():
+        raise FileNotFoundError(f"{card} not found: run `qamqor cards` first")
+    if _saved(model_dir) is None:
+        raise FileNotFoundError(f"no model in {model_dir}: run `qamqor scores` first")
+    con = connect(threads=1)
+    try:
+        row = con.execute(
+            f"SELECT * FROM read_parquet({sql_path(card)}) WHERE family_id = ?", [family_id]
+        ).fetchone()
+    finally:
+        con.close()
+    if row is None:
+        raise KeyError(f"no family {family_id!r} in {card}")
+    columns = set(pq.read_schema(card).names)
+    if "household_id" in columns:
+        where = "household_id = (SELECT household_id FROM card_file WHERE family_id = {fid})"
+    else:
+        keys = " AND ".join(
+            f"{k} IS NOT DISTINCT FROM (SELECT {k} FROM card_file WHERE family_id = {{fid}})"
+            for k in HOUSING_KEY
+        )
+        where = f"(housing_area_m2 IS NOT NULL AND {keys}) OR family_id = {{fid}}"
+    fid = "'" + family_id.replace("'", "''") + "'"
+    f = _features(card, "duckdb", data_dir / "scores", where.format(fid=fid))
+    out = predict(Model.load(model_dir), f, explain=(f["family_id"] == family_id).to_numpy())
+    [rec] = out[out["family_id"] == family_id].to_dict("records")
+    return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in rec.items()}

@@ -8,6 +8,7 @@ import shutil
 from datetime import date
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -16,7 +17,16 @@ from qamqor.card.build import build_cards
 from qamqor.cli import app
 from qamqor.registries.ingest import ingest
 from qamqor.scoring.evaluate import evaluate
-from qamqor.scoring.hidden_income import FEATURES, run_hidden_income
+from qamqor.scoring.hidden_income import (
+    FEATURES,
+    Memo,
+    Model,
+    _features,
+    explain_income,
+    predict,
+    run_hidden_income,
+    training_rows,
+)
 from qamqor.scoring.score import load_criteria, run_scores, score_family
 from qamqor.synth.generate import generate
 
@@ -64,9 +74,46 @@ def test_training_is_deterministic_and_a_saved_model_reloads(nation: Path, tmp_p
         assert (a / "model" / name).read_text() == (b / "model" / name).read_text()
     first = pd.read_parquet(a / "hidden_income.parquet")
     pd.testing.assert_frame_equal(first, pd.read_parquet(b / "hidden_income.parquet"))
-    again = run_hidden_income(tmp_path)  # loads the saved model
-    assert not again.trained
-    pd.testing.assert_frame_equal(first, pd.read_parquet(again.out))
+    again = run_hidden_income(tmp_path)  # same version and training rows: the saved model
+    assert not again.trained and "reused" in again.reason
+    pd.testing.assert_frame_equal(first, pd.read_parquet(again.out), check_exact=True)
+    assert run_hidden_income(tmp_path, retrain=True).reason == "asked to retrain"
+
+
+def test_a_saved_model_is_retrained_for_other_data_or_another_version(
+    nation: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "cards").mkdir()
+    cards = pd.read_parquet(nation / "cards" / "families.parquet")
+    cards.to_parquet(tmp_path / "cards" / "families.parquet")
+    assert run_hidden_income(tmp_path).reason == "no saved model"
+    spec_file = tmp_path / "scores" / "model" / "features.json"
+    spec = json.loads(spec_file.read_text())
+    assert spec["model_version"] and spec["training_fingerprint"]
+    spec_file.write_text(json.dumps({**spec, "model_version": "older"}))
+    assert run_hidden_income(tmp_path).reason == "the saved model is of another model version"
+    cards.assign(deposits=cards["deposits"] * 2).to_parquet(tmp_path / "cards" / "families.parquet")
+    again = run_hidden_income(tmp_path)
+    assert again.trained and again.reason == "the training data changed"
+
+
+def test_explanation_on_demand_equals_the_batch(nation: Path) -> None:
+    h = pd.read_parquet(nation / "scores" / "hidden_income.parquet").set_index("family_id")
+    flagged = h.index[h["hidden_income_flag"]][:3]
+    for fid in flagged:
+        one = explain_income(nation, fid)
+        want = h.loc[fid]
+        for col in ("signal_1", "signal_2", "signal_3", "value_1", "explanation"):
+            assert one[col] == want[col], (fid, col)
+        assert math.isclose(one["effect_1"], want["effect_1"], rel_tol=1e-12)
+        assert math.isclose(one["hidden_income_score"], want["hidden_income_score"])
+    # an earner the batch did not flag (so did not explain) is explained on demand
+    fid = h.index[~h["hidden_income_flag"] & h["z"].notna()][0]
+    one = explain_income(nation, fid)
+    assert pd.isna(h.loc[fid, "explanation"]) and "driven by" in one["explanation"]
+    assert not one["hidden_income_flag"]
+    r = CliRunner().invoke(app, ["explain", fid, str(nation), "--income"])
+    assert r.exit_code == 0 and "driven by" in r.output, r.output
 
 
 def test_every_flag_is_explained(nation: Path) -> None:
@@ -141,3 +188,36 @@ def _rows(path: Path) -> int:
     import duckdb
 
     return duckdb.sql(f"SELECT count(*) FROM '{path}'").fetchall()[0][0]
+
+
+def test_unchanged_families_are_taken_from_the_memo(nation: Path, tmp_path: Path) -> None:
+    """A rerun with the same model reuses the predictions and signals of every family whose
+    feature row is unchanged, and computes the others: the output equals a fresh prediction."""
+    (tmp_path / "cards").mkdir()
+    cards = pd.read_parquet(nation / "cards" / "families.parquet")
+    cards.to_parquet(tmp_path / "cards" / "families.parquet")
+    first = run_hidden_income(tmp_path)
+    again = run_hidden_income(tmp_path)
+    assert not again.trained and again.seconds["reused_families"] == len(cards)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(first.out), pd.read_parquet(again.out), check_exact=True
+    )
+    # change families outside the training rows (the model stays): they are predicted again
+    f = _features(tmp_path / "cards" / "families.parquet", "duckdb", tmp_path)
+    used = set(f["family_id"].iloc[np.concatenate(training_rows(f))])
+    alone = set(f.loc[f["household_families"] == 1, "family_id"])  # no co-resident changes
+    h = pd.read_parquet(again.out)
+    pick = h["family_id"].isin(alone - used) & (h["hidden_income_flag"] | h["z"].notna())
+    changed = h.loc[pick, "family_id"][:200]
+    rows = cards["family_id"].isin(changed)
+    cards.loc[rows, "deposits"] = cards.loc[rows, "deposits"] + 5_000_000
+    cards.to_parquet(tmp_path / "cards" / "families.parquet")
+    third = run_hidden_income(tmp_path)
+    assert not third.trained and third.seconds["reused_families"] <= len(cards) - len(changed)
+    model_dir = tmp_path / "scores" / "model"
+    fresh = predict(
+        Model.load(model_dir),
+        _features(tmp_path / "cards" / "families.parquet", "duckdb", tmp_path),
+    )
+    pd.testing.assert_frame_equal(pd.read_parquet(third.out), fresh, check_exact=True)
+    assert Memo.load(model_dir, Model.load(model_dir)) is not None
