@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from qamqor.store.access import AccessLogEntry, AccessLogHead, AccessLogInbox
+from qamqor.store.access import ACCESS_FIELDS, AccessLogEntry, AccessLogHead, AccessLogInbox
 
 GENESIS = "0" * 64
 
@@ -82,10 +82,10 @@ def seal(sessions: sessionmaker[Session], batch: int = 5_000) -> int:
                     for r in rows:
                         last_id += 1
                         e = AccessLogEntry(
-                            id=last_id, at=r.at, actor=r.actor, role=r.role,
-                            family_id=r.family_id, person_id=r.person_id, action=r.action,
-                            purpose=r.purpose, client=r.client, prev_hash=last_hash,
-                        )  # fmt: skip
+                            id=last_id,
+                            prev_hash=last_hash,
+                            **{f: getattr(r, f) for f in ACCESS_FIELDS},
+                        )
                         e.hash = last_hash = entry_hash(last_hash, e)
                         s.add(e)
                         s.delete(r)

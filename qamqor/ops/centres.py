@@ -73,7 +73,3 @@ def seed_centres(sessions: sessionmaker[Session], country: str = "kz") -> int:
                         )
                     )
         return n
-
-
-def centre_of(s: Session, district: str) -> str | None:
-    return s.scalar(select(CentreDistrict.centre_id).where(CentreDistrict.district == district))

@@ -8,9 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-import duckdb
-
-from qamqor.engine import sql_path
+from qamqor.engine import lookup_cursor, sql_path
 from qamqor.ops.cases import SyncResult, sync_cases
 from qamqor.ops.centres import seed_centres
 from qamqor.ops.publish import PublishResult, publish
@@ -28,7 +26,7 @@ def children_of(data_dir: Path):
     members = Path(data_dir) / "cards" / "members.parquet"
 
     def lookup(family_id: str) -> list[dict]:
-        con = duckdb.connect()
+        con = lookup_cursor()
         try:
             rows = con.execute(
                 f"SELECT person_id, age FROM read_parquet({sql_path(members)}) "

@@ -33,14 +33,12 @@ class User(Base):
     language: Mapped[str] = mapped_column(String(2), nullable=False, default="ru")
 
 
-class AccessLogEntry(Base):
-    """One read or change of a person's data. Append-only: `hash` = sha256(prev_hash + the
-    entry's fields), so editing or deleting any entry breaks the chain (qamqor.ops.access_log)."""
+ACCESS_FIELDS = ("at", "actor", "role", "family_id", "person_id", "action", "purpose", "client")
 
-    __tablename__ = "access_log"
-    __table_args__ = (Index("ix_access_log_family", "family_id"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+class _Access:
+    """What one access records (who, role, whose data, what, why, when, X-Road client)."""
+
     at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
     actor: Mapped[str] = mapped_column(String(64), nullable=False)
     role: Mapped[str] = mapped_column(String(16), nullable=False)
@@ -49,11 +47,21 @@ class AccessLogEntry(Base):
     action: Mapped[str] = mapped_column(String(200), nullable=False)
     purpose: Mapped[str] = mapped_column(String(200), nullable=False)
     client: Mapped[str | None] = mapped_column(String(200), nullable=True)  # X-Road client
+
+
+class AccessLogEntry(_Access, Base):
+    """One read or change of a person's data. Append-only: `hash` = sha256(prev_hash + the
+    entry's fields), so editing or deleting any entry breaks the chain (qamqor.ops.access_log)."""
+
+    __tablename__ = "access_log"
+    __table_args__ = (Index("ix_access_log_family", "family_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     hash: Mapped[str] = mapped_column(String(64), nullable=False)
 
 
-class AccessLogInbox(Base):
+class AccessLogInbox(_Access, Base):
     """Entries just written by requests, not yet chained: an insert here needs no lock, so
     concurrent requests commit together; `qamqor.ops.access_log.seal` moves them, in id order,
     onto the chain within a second."""
@@ -61,14 +69,6 @@ class AccessLogInbox(Base):
     __tablename__ = "access_log_inbox"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(DateTime, nullable=False)
-    actor: Mapped[str] = mapped_column(String(64), nullable=False)
-    role: Mapped[str] = mapped_column(String(16), nullable=False)
-    family_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    person_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
-    action: Mapped[str] = mapped_column(String(200), nullable=False)
-    purpose: Mapped[str] = mapped_column(String(200), nullable=False)
-    client: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class AccessLogHead(Base):
