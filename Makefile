@@ -38,7 +38,7 @@ test: install
 ## API reads under load on the 1 M nation it leaves (bench/ops.py → bench/ops-results.json)
 BENCH_OPS ?= bench/work/1000000
 bench: install
-	bash scripts/system-deps.sh
+	bash scripts/system-deps.sh bench
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/ops.py $(BENCH_OPS) --out bench/ops-results.json
 

@@ -5,17 +5,17 @@ through the API under concurrent load.
 
 DATA_DIR must hold a run of the daily pipeline (cards, levels, scores, entitlements, audit). A
 throwaway PostgreSQL cluster is started (fsync on, as in production), the run is published into
-it, and `qamqor serve` (uvicorn, 2 workers) is loaded by a closed loop of CONCURRENCY clients
-reading random family cards (`GET /families/{id}` as the auditor: one indexed read and one
-access-log append each). Writes a JSON report."""
+it, and `qamqor serve` (uvicorn, 2 workers) is loaded by wrk (a C load generator, so the client
+takes little of the two cores): a closed loop of CONCURRENCY connections reading random family
+cards (`GET /families/{id}` as the auditor: one indexed read and one access-log entry each), then
+the same load on `/health` as the framework's floor. Reports p50/p90/p99, throughput and the
+server's CPU per request. Writes a JSON report."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
-import random
 import resource
 import socket
 import subprocess
@@ -24,7 +24,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-import httpx
+import httpx  # sign-in and readiness only; the load comes from wrk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -34,6 +34,8 @@ from qamqor.ops.demo import DEFAULT_PASSWORD, seed_demo_users
 from qamqor.store.db import session_factory
 from qamqor.store.pgcluster import cluster, create_database
 
+WRK_SCRIPT = Path(__file__).with_name("family_reads.lua")  # random family ids, JSON summary
+
 
 def _port() -> int:
     with socket.socket() as s:
@@ -41,42 +43,56 @@ def _port() -> int:
         return s.getsockname()[1]
 
 
-async def _load(base: str, token: str, ids: list[str], concurrency: int, seconds: float) -> dict:
-    lat: list[float] = []
-    errors = 0
-    stop = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=30) as c:
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
 
-        async def client() -> None:
-            nonlocal errors
-            rnd = random.Random()
-            while time.perf_counter() < stop:
-                t = time.perf_counter()
-                try:
-                    r = await c.get(f"/families/{rnd.choice(ids)}")
-                    errors += r.status_code != 200
-                except httpx.HTTPError:
-                    errors += 1
-                lat.append(time.perf_counter() - t)
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(concurrency)))
-        wall = time.perf_counter() - t0
-    lat.sort()
+def _server_pids(server: subprocess.Popen) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(server.pid)], capture_output=True, text=True)
+    return [server.pid, *map(int, out.stdout.split())]
 
-    def q(p: float) -> float:
-        return round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 1)
 
-    return {
-        "concurrency": concurrency,
-        "requests": len(lat),
-        "errors": errors,
-        "throughput_per_s": round(len(lat) / wall, 1),
-        "p50_ms": q(0.50),
-        "p99_ms": q(0.99),
-    }
+def _wrk(
+    base: str,
+    path_or_script: str,
+    token: str,
+    ids: Path,
+    clients: int,
+    seconds: float,
+    pids: list[int],
+) -> dict:
+    """A closed loop of `clients` connections for `seconds` (wrk, one thread), with the CPU
+    the server processes used per request."""
+    cmd = [
+        "wrk",
+        "-t1",
+        f"-c{clients}",
+        f"-d{seconds}s",
+        "--timeout",
+        "30s",
+        "-H",
+        f"Authorization: Bearer {token}",
+        "-s",
+        str(WRK_SCRIPT),
+        base + path_or_script,
+    ]
+    cpu0 = _cpu_seconds(pids)
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                         env=dict(os.environ, QAMQOR_IDS=str(ids)))  # fmt: skip
+    cpu = _cpu_seconds(pids) - cpu0
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    r |= {"clients": clients, "throughput_per_s": round(r["requests"] / r["seconds"], 1),
+          "server_cpu_ms_per_request": round(1000 * cpu / max(1, r["requests"]), 2),
+          "load_avg": os.getloadavg()[0]}  # fmt: skip
+    return r
 
 
 def main() -> None:
@@ -116,6 +132,8 @@ def main() -> None:
             from qamqor.store.published import FamilyCard
 
             ids = list(s.scalars(select(FamilyCard.family_id).limit(100_000)))
+        ids_file = a.out.with_suffix(".ids.txt")
+        ids_file.write_text("\n".join(ids) + "\n")
         port = _port()
         env = dict(os.environ, QAMQOR_DATABASE_URL=url)
         server = subprocess.Popen(
@@ -135,12 +153,17 @@ def main() -> None:
             token = httpx.post(
                 base + "/auth/token", data={"username": "auditor", "password": DEFAULT_PASSWORD}
             ).json()["access_token"]
-            asyncio.run(_load(base, token, ids, 10, 3))  # warm up
-            report["api_family_card"] = asyncio.run(
-                _load(base, token, ids, a.concurrency, a.seconds)
+            pids = _server_pids(server)
+            _wrk(base, "/families/", token, ids_file, 10, 3, pids)  # warm up
+            report["api_family_card"] = _wrk(
+                base, "/families/", token, ids_file, a.concurrency, a.seconds, pids
             )
-            report["api_family_card"]["load_avg"] = os.getloadavg()[0]
             print(json.dumps(report["api_family_card"]), flush=True)
+            # the floor: the same load on /health, which does nothing (no auth, no database)
+            report["api_health_floor"] = _wrk(
+                base, "/health?", token, ids_file, a.concurrency, a.seconds / 2, pids
+            )
+            print(json.dumps(report["api_health_floor"]), flush=True)
         finally:
             server.terminate()
             server.wait(30)

@@ -13,9 +13,9 @@ from pydantic import BaseModel
 
 from qamqor.api.queries import NotPublished
 from qamqor.api.routes import analyst, auditor, citizen, registry, worker
-from qamqor.ops.access_log import Sealer
+from qamqor.ops.access_log import InboxWriter, Sealer
 from qamqor.ops.users import TOKEN_MINUTES, AuthError, authenticate, issue_token, secret
-from qamqor.store.db import database_url, session_factory
+from qamqor.store.db import database_url, engine_for, session_factory
 from qamqor.web import mount as mount_web
 
 
@@ -53,7 +53,11 @@ def create_app(data_dir: Path, url: str | None = None) -> FastAPI:
     app.state.data_dir = Path(data_dir)
     app.state.url = url or database_url(data_dir)
     app.state.sessions = session_factory(app.state.url)
+    app.state.engine = engine_for(app.state.url)  # Core reads on the hot paths
     app.state.key = secret(data_dir)
+    app.state.tokens = {}  # bearer token → its verified claims (until they expire)
+    app.state.users = {}  # username → (valid until, Principal): see security.USER_CACHE_SECONDS
+    app.state.log_writer = InboxWriter(app.state.sessions)  # access-log entries, group-committed
 
     @app.exception_handler(NotPublished)
     async def _not_published(_: Request, e: NotPublished) -> JSONResponse:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import Connection, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from qamqor.engine import lookup_cursor, sql_path
@@ -23,16 +23,25 @@ class NotPublished(LookupError):
     pass
 
 
-def run_date(s: Session) -> date:
+def run_date(s: Session | Connection) -> date:
     d = s.scalar(select(Publication.run_date))
     if d is None:
         raise NotPublished("no run has been published yet: run `qamqor run DIR`")
     return d
 
 
-def family(s: Session, family_id: str, *, audit_fields: bool = False) -> dict | None:
-    card = s.get(FamilyCard, (run_date(s), family_id))
+_CARDS = FamilyCard.__table__
+
+
+def family(s: Session | Connection, family_id: str, *, audit_fields: bool = False) -> dict | None:
+    """A family's published card (one indexed read, joined to the current publication)."""
+    card = s.execute(
+        select(_CARDS)
+        .join(Publication, Publication.run_date == _CARDS.c.run_date)
+        .where(_CARDS.c.family_id == family_id)
+    ).first()
     if card is None:
+        run_date(s)  # raises NotPublished when nothing is published yet
         return None
     out = {
         "family_id": card.family_id,
@@ -136,9 +145,7 @@ def members(data_dir: Path, family_id: str) -> list[dict]:
 
 def queue(s: Session, district: str, on: date) -> list[dict]:
     """The district's open cases, most urgent first, with their overdue actions."""
-    late = and_(
-        PlanAction.case_id == Case.id, PlanAction.done_on.is_(None), PlanAction.due_on < on
-    )
+    late = and_(PlanAction.case_id == Case.id, PlanAction.done_on.is_(None), PlanAction.due_on < on)
     n = func.count(PlanAction.id)
     q = (
         select(Case, n)

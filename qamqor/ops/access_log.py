@@ -9,12 +9,16 @@ one. The API seals every half second; `verify` seals first."""
 from __future__ import annotations
 
 import hashlib
+import os
+import queue
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,9 +27,10 @@ from qamqor.store.access import ACCESS_FIELDS, AccessLogEntry, AccessLogHead, Ac
 GENESIS = "0" * 64
 
 
-def entry_hash(prev_hash: str, e: AccessLogEntry) -> str:
+def entry_hash(prev_hash: str, entry_id: int, e: Any) -> str:
+    """sha256 over the previous entry's hash, the entry's id and its ACCESS_FIELDS."""
     fields = (
-        str(e.id),
+        str(entry_id),
         e.at.isoformat(timespec="microseconds"),
         e.actor,
         e.role,
@@ -38,8 +43,7 @@ def entry_hash(prev_hash: str, e: AccessLogEntry) -> str:
     return hashlib.sha256((prev_hash + "\x1f" + "\x1f".join(fields)).encode()).hexdigest()
 
 
-def append(
-    sessions: sessionmaker[Session],
+def _entry(
     *,
     actor: str,
     role: str,
@@ -48,22 +52,74 @@ def append(
     family_id: str | None = None,
     person_id: str | None = None,
     client: str | None = None,
-) -> None:
+) -> dict:
+    return {
+        "at": datetime.now(UTC).replace(tzinfo=None),
+        "actor": actor,
+        "role": role,
+        "family_id": family_id,
+        "person_id": person_id,
+        "action": action[:200],
+        "purpose": purpose[:200],
+        "client": client[:200] if client else None,
+    }
+
+
+def append(sessions: sessionmaker[Session], **fields: str | None) -> None:
     """Record one access, durably, before the request answers: a plain insert into the inbox
-    (no lock, so concurrent requests share their commits); `seal` chains it within a second."""
+    (no lock); `seal` chains it within a second. Fields: actor, role, action, purpose and
+    optionally family_id, person_id, client (the X-Road client)."""
     with sessions.begin() as s:
-        s.add(
-            AccessLogInbox(
-                at=datetime.now(UTC).replace(tzinfo=None),
-                actor=actor,
-                role=role,
-                family_id=family_id,
-                person_id=person_id,
-                action=action[:200],
-                purpose=purpose[:200],
-                client=client[:200] if client else None,
-            )
-        )
+        s.execute(insert(AccessLogInbox), [_entry(**fields)])  # type: ignore[arg-type]
+
+
+class InboxWriter:
+    """Group commit for the inbox. A request hands its entry over and waits for the returned
+    future; one thread inserts everything waiting in one transaction. So N concurrent requests
+    share one commit, and each still answers only once its entry is durable (if the insert
+    fails, every waiting request fails: no access goes unlogged)."""
+
+    def __init__(self, sessions: sessionmaker[Session], max_batch: int = 2_000):
+        self.sessions, self.max_batch = sessions, max_batch
+        self._lock = threading.Lock()
+        self._pid = -1
+        self._queue: queue.SimpleQueue[tuple[dict, Future[None]]] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, **fields: str | None) -> Future[None]:
+        done: Future[None] = Future()
+        entry = _entry(**fields)  # type: ignore[arg-type]
+        with self._lock:
+            if self._pid != os.getpid():  # first use in this (possibly forked) process
+                self._pid, self._queue = os.getpid(), queue.SimpleQueue()
+                self._thread = threading.Thread(
+                    target=self._run, args=(self._queue,), name="access-log-writer", daemon=True
+                )
+                self._thread.start()
+            self._queue.put((entry, done))
+        return done
+
+    def append(self, **fields: str | None) -> None:
+        """Submit and wait (for callers on a worker thread)."""
+        self.submit(**fields).result(timeout=60)
+
+    def _run(self, q: queue.SimpleQueue[tuple[dict, Future[None]]]) -> None:
+        while True:
+            batch = [q.get()]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(q.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                with self.sessions.begin() as s:
+                    s.execute(insert(AccessLogInbox), [entry for entry, _ in batch])
+            except Exception as e:  # the requests waiting fail with it
+                for _, done in batch:
+                    done.set_exception(e)
+            else:
+                for _, done in batch:
+                    done.set_result(None)
 
 
 def seal(sessions: sessionmaker[Session], batch: int = 5_000) -> int:
@@ -76,19 +132,20 @@ def seal(sessions: sessionmaker[Session], batch: int = 5_000) -> int:
                 with sessions.begin() as s:
                     head = s.get(AccessLogHead, 1, with_for_update=True)
                     last_id, last_hash = (head.last_id, head.last_hash) if head else (0, GENESIS)
-                    rows = s.scalars(
-                        select(AccessLogInbox).order_by(AccessLogInbox.id).limit(batch)
-                    ).all()
+                    inbox = AccessLogInbox.__table__
+                    rows = s.execute(select(inbox).order_by(inbox.c.id).limit(batch)).all()
+                    chained = []
                     for r in rows:
                         last_id += 1
-                        e = AccessLogEntry(
-                            id=last_id,
-                            prev_hash=last_hash,
-                            **{f: getattr(r, f) for f in ACCESS_FIELDS},
+                        h = entry_hash(last_hash, last_id, r)
+                        chained.append(
+                            {"id": last_id, "prev_hash": last_hash, "hash": h}
+                            | {f: getattr(r, f) for f in ACCESS_FIELDS}
                         )
-                        e.hash = last_hash = entry_hash(last_hash, e)
-                        s.add(e)
-                        s.delete(r)
+                        last_hash = h
+                    if rows:
+                        s.execute(insert(AccessLogEntry), chained)
+                        s.execute(delete(inbox).where(inbox.c.id.in_([r.id for r in rows])))
                     if rows and head is None:
                         s.add(AccessLogHead(id=1, last_id=last_id, last_hash=last_hash))
                     elif rows:
@@ -150,7 +207,7 @@ def verify(sessions: sessionmaker[Session], limit: int = 20) -> Verification:
                 problems.append(f"entries {prev_id + 1}..{e.id - 1} are missing (deleted)")
             if e.prev_hash != prev_hash:
                 problems.append(f"entry {e.id}: its link to the entry before does not match")
-            if e.hash != entry_hash(e.prev_hash, e):
+            if e.hash != entry_hash(e.prev_hash, e.id, e):
                 problems.append(f"entry {e.id}: its content was changed after it was written")
             prev_id, prev_hash = e.id, e.hash
             if len(problems) >= limit:

@@ -35,8 +35,11 @@ _LOCK = threading.Lock()
 
 
 def make_engine(url: str) -> Engine:
-    if url.startswith("postgresql"):  # the API serves many concurrent requests per process
-        engine = create_engine(url, pool_pre_ping=True, pool_size=20, max_overflow=20)
+    if url.startswith("postgresql"):
+        # one pooled connection per API worker thread (anyio's 40) plus the access log's writer
+        # and sealer; no ping per checkout (a round trip each request): connections are
+        # recycled hourly and a dropped one fails one request, then is replaced
+        engine = create_engine(url, pool_size=42, max_overflow=8, pool_recycle=3600)
     else:
         engine = create_engine(url)
     if engine.dialect.name == "sqlite":

@@ -196,3 +196,18 @@ def test_access_log_verify_command_detects_tampering(api, monkeypatch):
         s.execute(text("UPDATE access_log SET purpose = 'curiosity' WHERE id = 1"))
     bad = CliRunner().invoke(cli, ["access-log", "verify", "unused"])
     assert bad.exit_code == 1 and "entry 1" in bad.output
+
+
+def test_a_deleted_user_is_refused_once_the_user_cache_expires(api):
+    """Tokens are checked once and users cached briefly (security.USER_CACHE_SECONDS); a user
+    deleted meanwhile is refused (401) as soon as the cache entry expires."""
+    h = login(api, "auditor")
+    family_id = api.get("/audit/findings?limit=1", headers=h).json()["findings"][0]["family_id"]
+    assert api.get(f"/families/{family_id}", headers=h).status_code == 200
+    with session_factory(api.store_url).begin() as s:
+        s.delete(s.get(User, "auditor"))
+    assert api.get(f"/families/{family_id}", headers=h).status_code == 200  # still cached
+    expiry, user = api.app.state.users["auditor"]
+    api.app.state.users["auditor"] = (expiry - 3600, user)  # as if the seconds had passed
+    r = api.get(f"/families/{family_id}", headers=h)
+    assert r.status_code == 401 and "no longer exists" in r.json()["detail"]

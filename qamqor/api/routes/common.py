@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import HTTPException, Path, Request
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from qamqor.api import queries
@@ -20,7 +21,7 @@ def sessions(request: Request):
     return request.app.state.sessions
 
 
-def family_or_404(s: Session, family_id: str, audit_fields: bool = False) -> dict:
+def family_or_404(s: Session | Connection, family_id: str, audit_fields: bool = False) -> dict:
     f = queries.family(s, family_id, audit_fields=audit_fields)
     if f is None:
         raise HTTPException(404, f"no family {family_id} in the published run")
