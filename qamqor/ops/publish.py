@@ -3,29 +3,35 @@
 The card summary with level and scores, the entitlements and the audit findings of run D are
 written with `run_date = D` and the `publication` pointer is moved to D in ONE transaction: a run
 that fails half-way leaves the previous run fully visible. A re-run of a day whose inputs have the
-same fingerprint changes nothing. PostgreSQL is loaded with COPY (CSV written by DuckDB and
-streamed), SQLite with batched inserts. Rows of older runs are pruned after the commit."""
+same fingerprint changes nothing. On PostgreSQL each table's new contents are streamed with COPY
+into an unindexed staging copy (the cards beside the rest, on two connections), indexed, and
+swapped in by that one transaction (`qamqor.store.staging`); SQLite gets batched inserts, and
+rows of older runs are pruned after the commit."""
 
 from __future__ import annotations
 
 import hashlib
-import tempfile
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pyarrow as pa
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, text, update
 
 from qamqor.engine import connect, sql_path
 from qamqor.levels.compute import card_path
 from qamqor.ops.appeals import reapply_corrections
+from qamqor.store import staging
 from qamqor.store.cardjson import card_json_sql
 from qamqor.store.db import database_url, engine_for
 from qamqor.store.published import FamilyCard, FamilyEntitlement, Publication, PublishedFinding, Run
 
 BATCH = 50_000
+PUBLISH_LOCK = 0x7161_6D71  # the advisory lock key publishers share on PostgreSQL
 
 
 class PublishError(RuntimeError):
@@ -104,20 +110,38 @@ TABLES = {
 }
 
 
-def _copy_postgres(conn: Connection, duck, table: str, query: str) -> int:
-    """COPY the query's rows into `table`: DuckDB writes CSV, psycopg streams it."""
-    with tempfile.TemporaryDirectory(prefix="qamqor-publish-") as tmp:
-        csv = Path(tmp) / f"{table}.csv"
-        duck.sql(f"COPY ({query}) TO {sql_path(csv)} (FORMAT csv, HEADER true)")
-        columns = duck.sql(f"SELECT * FROM ({query}) LIMIT 0").columns
-        raw = conn.connection.driver_connection
-        cols = ", ".join(f'"{c}"' for c in columns)
-        copy_sql = f"COPY {table} ({cols}) FROM STDIN (FORMAT csv, HEADER true)"
-        with raw.cursor() as cur:
-            with cur.copy(copy_sql) as cp, open(csv, "rb") as f:
-                while chunk := f.read(1 << 22):
-                    cp.write(chunk)
-            return cur.rowcount
+def _load_staging(engine, duck, table: str, query: str) -> tuple[int, float, float]:
+    """PostgreSQL: stream the query's rows into `table`'s staging copy, then index it
+    (committed on its own connection; nobody reads it until `staging.swap`). Returns the rows
+    and the seconds of the copy and of the indexing."""
+    t0 = time.perf_counter()
+    rel = duck.cursor().sql(query)
+    with engine.begin() as conn:
+        name = staging.create(conn, table)
+        n = staging.copy_in(conn, name, rel.columns, rel.to_arrow_reader(BATCH))
+        t1 = time.perf_counter()
+        staging.index(conn, table)
+    return n, t1 - t0, time.perf_counter() - t1
+
+
+def _load_postgres(engine, duck, queries: dict[str, str], fail_after: str | None) -> dict:
+    """Load every table's staging copy, the cards beside the others (two connections)."""
+    counts: dict[str, tuple[int, float, float]] = {}
+
+    def load(tables: list[str]) -> None:
+        for table in tables:
+            counts[table] = _load_staging(engine, duck, table, queries[table])
+            if fail_after == table:
+                raise PublishError(f"simulated crash after loading {table}")
+
+    with ThreadPoolExecutor(2) as pool:
+        jobs = [
+            pool.submit(load, ["family_cards"]),
+            pool.submit(load, ["family_entitlements", "findings"]),
+        ]
+        for job in jobs:
+            job.result()
+    return counts
 
 
 def _insert_batches(conn: Connection, duck, table: str, query: str) -> int:
@@ -145,6 +169,28 @@ def publish(
     fp = fingerprint(on, files)
     seconds = {"fingerprint": time.perf_counter() - t0}
     engine = engine_for(url or database_url(data_dir))
+    with _one_publisher(engine):
+        return _publish(engine, files, on, fp, seconds, fail_after)
+
+
+@contextmanager
+def _one_publisher(engine) -> Iterator[None]:
+    """On PostgreSQL, hold an advisory lock so that two publishers never interleave (on SQLite
+    the write transaction already serialises them)."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": PUBLISH_LOCK})
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": PUBLISH_LOCK})
+
+
+def _publish(
+    engine, files: dict[str, Path], on: date, fp: str, seconds: dict, fail_after: str | None
+) -> PublishResult:
     with engine.connect() as conn:
         now = current_run(conn)
         if now is not None and on < now:
@@ -154,18 +200,28 @@ def publish(
             return PublishResult(on, old.families, old.entitlements, old.findings, True)
     duck = connect(threads=2)
     counts: dict[str, int] = {}
-    load = _copy_postgres if engine.dialect.name == "postgresql" else _insert_batches
+    queries = _queries(files, on)
+    postgres = engine.dialect.name == "postgresql"
     try:
+        if postgres:
+            for table, (n, copy, idx) in _load_postgres(engine, duck, queries, fail_after).items():
+                counts[table], seconds[table], seconds[f"{table}_index"] = n, copy, idx
         with engine.begin() as conn:
-            for table in TABLES.values():  # a re-publish of the same day replaces its rows
-                conn.execute(delete(table).where(table.c.run_date == on))
+            t0 = time.perf_counter()
+            if postgres:  # the loaded copies replace the tables in this one transaction
+                conn.execute(text("SET LOCAL lock_timeout = '60s'"))
+                for table in TABLES:
+                    staging.swap(conn, table)
+            else:
+                for table in TABLES.values():  # a re-publish of the same day replaces its rows
+                    conn.execute(delete(table).where(table.c.run_date == on))
+                for table, query in queries.items():
+                    t1 = time.perf_counter()
+                    counts[table] = _insert_batches(conn, duck, table, query)
+                    seconds[table] = time.perf_counter() - t1
+                    if fail_after == table:
+                        raise PublishError(f"simulated crash after loading {table}")
             conn.execute(delete(Run).where(Run.run_date == on))
-            for table, query in _queries(files, on).items():
-                t0 = time.perf_counter()
-                counts[table] = load(conn, duck, table, query)
-                seconds[table] = time.perf_counter() - t0
-                if fail_after == table:
-                    raise PublishError(f"simulated crash after loading {table}")
             reapply_corrections(conn, on)
             conn.execute(
                 insert(Run).values(
@@ -181,11 +237,13 @@ def publish(
                 conn.execute(insert(Publication).values(id=1, run_date=on))
             else:
                 conn.execute(update(Publication).where(Publication.id == 1).values(run_date=on))
+            seconds["commit"] = time.perf_counter() - t0
     finally:
         duck.close()
-    t0 = time.perf_counter()
-    prune(engine, keep=on)
-    seconds["prune"] = time.perf_counter() - t0
+    if not postgres:  # (on PostgreSQL the swap dropped the old run's tables whole)
+        t0 = time.perf_counter()
+        prune(engine, keep=on)
+        seconds["prune"] = time.perf_counter() - t0
     return PublishResult(
         on,
         counts["family_cards"],

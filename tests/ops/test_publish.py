@@ -110,3 +110,43 @@ def test_stored_card_gives_back_the_exact_card(nation, tmp_path):
             e = exp[k]
             e = None if e is None or (isinstance(e, float) and e != e) else e
             assert v == e, (row.family_id, k, v, e)
+
+
+def test_postgres_swap_keeps_the_schema_and_cleans_up(nation, pg_url, tmp_path):
+    """On PostgreSQL the tables are replaced by staging copies: after a crashed load and two
+    publishes, each table has exactly the indexes, primary key and sequence ownership the
+    migrations gave it, and no staging or retired table is left."""
+    from sqlalchemy import text
+
+    def schema() -> dict:
+        with session_factory(pg_url)() as s:
+            return {
+                "indexes": s.execute(
+                    text(
+                        "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE tablename "
+                        "IN ('family_cards', 'family_entitlements', 'findings') ORDER BY 2"
+                    )
+                ).all(),
+                "tables": s.scalars(
+                    text("SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1")
+                ).all(),
+                "sequence": s.scalar(
+                    text("SELECT pg_get_serial_sequence('family_entitlements', 'id')")
+                ),
+            }
+
+    migrated = schema()
+    assert any(name == "family_cards_pkey" for _, name, _ in migrated["indexes"])
+    publish(nation, RUN_DATE, pg_url)
+    nxt = tmp_path / "next"
+    shutil.copytree(nation, nxt, ignore=shutil.ignore_patterns("qamqor.db"))
+    day2 = date(2025, 10, 2)
+    history = nxt / "cards" / "history"
+    shutil.copytree(history / f"{RUN_DATE}", history / f"{day2}")
+    with pytest.raises(PublishError, match="simulated crash"):
+        publish(nxt, day2, pg_url, fail_after="family_cards")
+    publish(nxt, day2, pg_url)
+    assert schema() == migrated
+    with session_factory(pg_url)() as s:
+        ids = s.scalars(select(FamilyEntitlement.id)).all()
+    assert len(ids) == len(set(ids)) > 0  # the ids still come from the one sequence
