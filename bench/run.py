@@ -29,11 +29,12 @@ ROOT = Path(__file__).resolve().parent
 QAMQOR = [sys.executable, "-m", "qamqor.cli"]
 PREVIOUS = "2025-09-01"  # the earlier run the offers are found against (extract: 2025-10-01)
 STEPS = ("cards", "levels", "scores", "entitlements", "offers", "audit")
-# issue → (steps measured together, seconds, GiB), at 6.3 M families
+# issue → (steps measured together, seconds, GiB or None), at 6.3 M families
 TARGETS = {
     "issue 2: cards": (("cards",), 60, 8),
     "issue 3: levels + scores": (("levels", "scores"), 30, 6),
     "issue 4: entitlements + offers": (("entitlements", "offers"), 30, 6),
+    "issue 5: audit (with identity linkage)": (("audit",), 180, None),
 }
 
 
@@ -81,7 +82,7 @@ def _targets(run: dict) -> dict:
             "peak_gib": peak,
             "target_seconds": seconds,
             "target_gib": gib,
-            "met": wall <= seconds and peak <= gib,
+            "met": wall <= seconds and (gib is None or peak <= gib),
         }
     return out
 
