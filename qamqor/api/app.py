@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from qamqor.api.queries import NotPublished
 from qamqor.api.routes import analyst, auditor, citizen, registry, worker
+from qamqor.engine.lookup import watch
 from qamqor.ops.access_log import InboxWriter, Sealer
 from qamqor.ops.users import TOKEN_MINUTES, AuthError, authenticate, issue_token, secret
 from qamqor.store.db import database_url, engine_for, session_factory
@@ -40,6 +41,7 @@ def create_app(data_dir: Path, url: str | None = None) -> FastAPI:
         from qamqor.web.analyst import warm
 
         warm(app)  # the dashboard's national aggregates, computed in the background at start
+        watch(app.state.data_dir)  # family-ordered copies for per-family Parquet reads
         yield
         sealer.stop()
 

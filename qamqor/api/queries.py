@@ -10,6 +10,7 @@ from sqlalchemy import Connection, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from qamqor.engine import lookup_cursor, sql_path
+from qamqor.engine.lookup import family_rows
 from qamqor.store.access import Appeal
 from qamqor.store.cardjson import card_doc
 from qamqor.store.casework import Case, CaseEvent, CaseNote, ChildInCare, PlanAction, SocialContract
@@ -126,21 +127,14 @@ def appeals(s: Session, family_id: str | None = None, district: str | None = Non
 
 
 def members(data_dir: Path, family_id: str) -> list[dict]:
-    """The family's members (pseudonymous id, role, sex, age) from the card's members file."""
+    """The family's members (pseudonymous id, role, sex, age) from the card's members file,
+    oldest first."""
     path = Path(data_dir) / "cards" / "members.parquet"
     if not path.exists():
         return []
-    con = lookup_cursor()
-    try:
-        cur = con.execute(
-            f"SELECT person_id, role, sex, age FROM read_parquet({sql_path(path)}) "
-            "WHERE family_id = $1 ORDER BY age DESC",
-            [family_id],
-        )
-        cols = [d[0] for d in cur.description]
-        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
-    finally:
-        con.close()
+    rows = family_rows(data_dir, "cards/members.parquet", family_id)
+    out = rows.select(["person_id", "role", "sex", "age"]).to_pylist()
+    return sorted(out, key=lambda m: (m["age"] is None, -(m["age"] or 0)))
 
 
 def queue(s: Session, district: str, on: date) -> list[dict]:
@@ -250,9 +244,36 @@ def level_stats(s: Session, by: str | None = None) -> dict:
         .group_by(*keys, FamilyCard.level)
         .order_by(*keys, FamilyCard.level)
     )
+    return _level_cells(d, by, [tuple(r) for r in s.execute(q).all()])
+
+
+def level_stats_all(s: Session) -> dict[str, dict]:
+    """`level_stats` nationally ("national") and by each of GROUPS, from one scan of the run's
+    cards (grouped by region, district, urban and level; the coarser cells are sums of those)."""
+    d = run_date(s)
+    keys = list(GROUPS.values())
+    q = (
+        select(*keys, FamilyCard.level, func.count(), func.sum(FamilyCard.members))
+        .where(FamilyCard.run_date == d)
+        .group_by(*keys, FamilyCard.level)
+    )
+    rows = s.execute(q).all()
+    out = {}
+    for by in (None, *GROUPS):
+        sums: dict[tuple, list[int]] = {}
+        at = list(GROUPS).index(by) if by else None
+        for *group, level, families, people in rows:
+            cell = sums.setdefault((() if at is None else (group[at],)) + (level,), [0, 0])
+            cell[0] += families
+            cell[1] += int(people or 0)
+        grouped = [(*k, n, people) for k, (n, people) in sorted(sums.items())]
+        out[by or "national"] = _level_cells(d, by, grouped)
+    return out
+
+
+def _level_cells(d: date, by: str | None, rows: list[tuple]) -> dict:
     cells = []
-    for row in s.execute(q).all():
-        *group, level, families, people = row
+    for *group, level, families, people in rows:
         small = families < MIN_CELL
         cells.append(
             {

@@ -20,6 +20,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +51,10 @@ def _num(x: float | None) -> str:
     return "CAST(NULL AS DOUBLE)" if x is None else f"CAST({float(x)!r} AS DOUBLE)"
 
 
-def expr_sql(text: str, names) -> str:
+@lru_cache(maxsize=4096)
+def expr_sql(text: str, names: tuple[str, ...]) -> str:
     """A checked expression as SQL with every numeric literal cast to DOUBLE (same arithmetic
-    on DuckDB and Spark)."""
+    on DuckDB and Spark); cached, as explaining one family generates every rule's SQL."""
     tree = check_expression(text, names)
 
     def cast(node: exp.Expression) -> exp.Expression:
@@ -285,25 +287,36 @@ def active_conditions(m: Measure, switches: dict[str, bool] | None = None):
     return [c for c in m.eligibility if not c.switch or switches.get(c.switch, c.default)]
 
 
-def measure_sql(m: Measure, switches: dict[str, bool] | None = None, flags: bool = False) -> str:
-    """One measure's candidates: rows where every active condition holds (or, with `flags`,
-    every row of the source with each condition's truth value)."""
-    src = "per" if m.level == "person" else "fam"
+@dataclass(frozen=True)
+class Rule:
+    """A measure's rule as SQL over its source (`fam` or `per`): the region test, each active
+    condition `(id, SQL)` and the amount."""
+
+    source: str
+    region: str
+    conditions: tuple[tuple[str, str], ...]
+    amount: str
+
+
+def rule_sql(m: Measure, switches: dict[str, bool] | None = None) -> Rule:
+    return Rule(
+        "per" if m.level == "person" else "fam",
+        f"region = '{m.region}'" if m.region else "TRUE",
+        tuple((c.id, expr_sql(c.when, m.names)) for c in active_conditions(m, switches)),
+        expr_sql(m.amount, m.names),
+    )
+
+
+def measure_sql(m: Measure, switches: dict[str, bool] | None = None) -> str:
+    """One measure's candidates: the rows of its source where every active condition holds
+    (`qamqor.measures.explain` evaluates the same `rule_sql` row by row)."""
+    r = rule_sql(m, switches)
     person = "person_id" if m.level == "person" else "CAST(NULL AS VARCHAR) AS person_id"
-    conds = [(c.id, expr_sql(c.when, m.names)) for c in active_conditions(m, switches)]
-    region = f"region = '{m.region}'" if m.region else "TRUE"
-    reasons = "; ".join(c for c, _ in conds).replace("'", "")
-    amount = expr_sql(m.amount, m.names)
-    if flags:
-        cols = ", ".join(f"coalesce({sql}, FALSE) AS cond_{cid}" for cid, sql in conds)
-        return (
-            f"SELECT family_id, {person}, {region} AS in_region, {cols}, {amount} AS amount "
-            f"FROM {src}"
-        )
-    where = " AND ".join([region] + [s for _, s in conds])
+    reasons = "; ".join(c for c, _ in r.conditions).replace("'", "")
+    where = " AND ".join([r.region] + [sql for _, sql in r.conditions])
     return (
-        f"SELECT family_id, {person}, region, '{m.id}' AS measure, {amount} AS amount, "
-        f"'{m.period}' AS period, '{reasons}' AS reasons FROM {src} WHERE {where}"
+        f"SELECT family_id, {person}, region, '{m.id}' AS measure, {r.amount} AS amount, "
+        f"'{m.period}' AS period, '{reasons}' AS reasons FROM {r.source} WHERE {where}"
     )
 
 

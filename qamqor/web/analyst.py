@@ -39,14 +39,21 @@ EXAMPLES = Path(qamqor.__file__).resolve().parents[1] / "examples"
 LEVEL_KEYS = tuple(LEVELS)
 
 
-def aggregate(app, key: tuple, fn, *args):
-    """`fn(session, *args)` for the published run, cached (`reads.cached`) per store and date."""
+def aggregate(app, key: tuple, fn, *args, wait: bool = True):
+    """`fn(session, *args)` for the published run, cached (`reads.cached`) per store and date;
+    with `wait=False`, None while it is first being computed (`reads.ready`)."""
 
     def compute():
         with app.state.sessions() as s:
             return fn(s, *args)
 
-    return reads.cached((*key, fn.__name__, *args), compute)
+    return (reads.cached if wait else reads.ready)((*key, fn.__name__, *args), compute)
+
+
+def pending(request: Request, p: Principal, title: str) -> HTMLResponse:
+    """The page of national figures that are still being computed (after a start): it says so
+    and reloads itself."""
+    return render(request, "analyst/pending.html", p, title=title)
 
 
 def warm(app) -> None:
@@ -57,15 +64,8 @@ def warm(app) -> None:
         try:
             with app.state.sessions() as s:
                 key = (app.state.url, queries.run_date(s))
-            for fn, *args in (
-                (queries.level_stats,),
-                (queries.level_stats, "region"),
-                (queries.level_stats, "urban"),
-                (queries.measure_stats,),
-                (reads.money_at_risk,),
-                (queries.level_stats, "district"),
-            ):
-                aggregate(app, key, fn, *args)
+            for fn in (queries.level_stats_all, queries.measure_stats, reads.money_at_risk):
+                aggregate(app, key, fn)
             reads.catalogue_overlaps(app.state.data_dir, key[1])
         except queries.NotPublished:
             pass
@@ -90,11 +90,12 @@ def dashboard(request: Request, p: Principal = Depends(stats)):
     with app.state.sessions() as s:
         key = (app.state.url, queries.run_date(s))
         runs = queries.runs(s)
-    national = aggregate(app, key, queries.level_stats)
-    by_region = aggregate(app, key, queries.level_stats, "region")
-    by_urban = aggregate(app, key, queries.level_stats, "urban")
-    measures = aggregate(app, key, queries.measure_stats)
-    risk = aggregate(app, key, reads.money_at_risk)
+    levels = aggregate(app, key, queries.level_stats_all, wait=False)
+    measures = aggregate(app, key, queries.measure_stats, wait=False)
+    risk = aggregate(app, key, reads.money_at_risk, wait=False)
+    if levels is None or measures is None or risk is None:
+        return pending(request, p, _("National dashboard"))
+    national, by_region, by_urban = levels["national"], levels["region"], levels["urban"]
     summary = reads.levels_summary(request.app.state.data_dir)
     regions, region_cells = _pivot(by_region["cells"], "region")
     urban_keys, urban_cells = _pivot(by_urban["cells"], "urban")
@@ -178,8 +179,10 @@ def region(request: Request, code: str, p: Principal = Depends(stats)):
         raise NotFound()
     with request.app.state.sessions() as s:
         key = (request.app.state.url, queries.run_date(s))
-    by_district = aggregate(request.app, key, queries.level_stats, "district")
-    cells = [c for c in by_district["cells"] if c["district"].startswith(code + "-")]
+    levels = aggregate(request.app, key, queries.level_stats_all, wait=False)
+    if levels is None:
+        return pending(request, p, place[code].get(lang, code))
+    cells = [c for c in levels["district"]["cells"] if c["district"].startswith(code + "-")]
     districts, district_cells = _pivot(cells, "district")
     names = {k: _(v) for k, v in LEVELS.items()}
     fig = charts.stacked_levels(
@@ -208,7 +211,9 @@ def region(request: Request, code: str, p: Principal = Depends(stats)):
 def measures(request: Request, p: Principal = Depends(analyst)):
     with request.app.state.sessions() as s:
         on = queries.run_date(s)
-    agg = aggregate(request.app, (request.app.state.url, on), queries.measure_stats)
+    agg = aggregate(request.app, (request.app.state.url, on), queries.measure_stats, wait=False)
+    if agg is None:
+        return pending(request, p, translator(lang_of(request, p))("Measures"))
     cells = {c["measure"]: c for c in agg["cells"]}
     cat = catalogue()
     overlaps = reads.catalogue_overlaps(request.app.state.data_dir, on)

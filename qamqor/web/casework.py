@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse
 
 from qamqor.api import queries
@@ -20,15 +20,33 @@ from qamqor.web.core import NotFound, back, is_htmx, render, role
 
 router = APIRouter(include_in_schema=False)
 worker = role("worker")
+PAGE = 100
+OVERDUE_SHOWN = 100
 
 
 @router.get("/web/queue", response_class=HTMLResponse)
-def queue(request: Request, p: Principal = Depends(worker)):
+def queue(
+    request: Request,
+    offset: int = Query(0, ge=0, le=10_000_000),
+    p: Principal = Depends(worker),
+):
+    """The queue a page of PAGE cases at a time (a district has hundreds at 1 M families), and
+    the OVERDUE_SHOWN oldest overdue actions."""
     on = date.today()
     with request.app.state.sessions() as s:
         items = queries.queue(s, p.district, on)
     overdue = cases.overdue(request.app.state.sessions, on, district=p.district)
-    return render(request, "cases/queue.html", p, items=items, overdue=overdue)
+    return render(
+        request,
+        "cases/queue.html",
+        p,
+        items=items[offset : offset + PAGE],
+        total=len(items),
+        offset=offset,
+        page=PAGE,
+        overdue=overdue[:OVERDUE_SHOWN],
+        overdue_total=len(overdue),
+    )
 
 
 def _case(request: Request, p: Principal, case_id: int) -> Case:
@@ -138,6 +156,26 @@ def add_contract(
         lambda: cases.add_contract(
             s, case_id, person_id, obligations, employment_measure, signed_on, months
         ),
+        "contracts",
+    )
+
+
+@router.post("/web/cases/{case_id}/contracts/{contract_id}/outcome", response_class=HTMLResponse)
+def contract_outcome(
+    request: Request,
+    case_id: int,
+    contract_id: int,
+    outcome: Annotated[str, Form(min_length=1, max_length=120, pattern=r"\S")],
+    p: Principal = Depends(worker),
+):
+    """Record (or correct) what came of a social contract, as the API does."""
+    s = request.app.state.sessions
+    return _change(
+        request,
+        p,
+        case_id,
+        "contract outcome",
+        lambda: cases.record_outcome(s, case_id, contract_id, outcome.strip()),
         "contracts",
     )
 

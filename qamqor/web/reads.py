@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qamqor.api.queries import MIN_CELL, run_date
-from qamqor.engine import lookup_cursor, sql_path
+from qamqor.engine.lookup import family_rows
 from qamqor.levels.explain import evaluate_family
 from qamqor.store.cardjson import card_doc
 from qamqor.store.casework import Case
@@ -67,38 +67,51 @@ def cached(key: tuple, compute: Callable[[], object], seconds: float = AGGREGATE
     return hit[1]
 
 
+_starting: set[tuple] = set()
+
+
+def ready(key: tuple, compute: Callable[[], object], seconds: float = AGGREGATE_SECONDS):
+    """`cached(key, compute)` without waiting: None while no value has been computed yet (its
+    computation is then started in the background, once), so a page can say so at once."""
+    with _lock:
+        if key in _cache:
+            hit = True
+        else:
+            hit = False
+            start = key not in _starting
+            _starting.add(key)
+    if hit:
+        return cached(key, compute, seconds)
+    if start:
+
+        def run() -> None:
+            try:
+                cached(key, compute, seconds)
+            finally:
+                with _lock:
+                    _starting.discard(key)
+
+        threading.Thread(target=run, daemon=True).start()
+    return None
+
+
 def card_history(data_dir: Path, family_id: str) -> list[dict]:
     """The family's card at each kept run date (DIR/cards/history/*), newest first, with the
     items that changed since the previous date and the level of that date."""
     root = Path(data_dir) / "cards" / "history"
     dates = sorted(p.name for p in root.glob("*") if (p / "families.parquet").exists())
-    if not dates:
-        return []
-    con = lookup_cursor()
     rows: list[tuple[str, dict, str | None, float | None]] = []
-    try:
-        for d in dates:
-            cur = con.execute(
-                f"SELECT * FROM read_parquet({sql_path(root / d / 'families.parquet')}) "
-                "WHERE family_id = $1",
-                [family_id],
-            )
-            got = cur.fetchone()
-            if got is None:
-                continue
-            card = dict(zip([c[0] for c in cur.description], got, strict=True))
-            lv = Path(data_dir) / "levels" / "history" / d / "families.parquet"
-            level = score = None
-            if lv.exists():
-                hit = con.execute(
-                    f"SELECT level, score FROM read_parquet({sql_path(lv)}) WHERE family_id = $1",
-                    [family_id],
-                ).fetchone()
-                if hit:
-                    level, score = hit
-            rows.append((d, card, level, score))
-    finally:
-        con.close()
+    for d in dates:
+        found = family_rows(data_dir, f"cards/history/{d}/families.parquet", family_id)
+        if found.num_rows == 0:
+            continue
+        card = found.to_pylist()[0]
+        level = score = None
+        if (Path(data_dir) / "levels" / "history" / d / "families.parquet").exists():
+            hit = family_rows(data_dir, f"levels/history/{d}/families.parquet", family_id)
+            if hit.num_rows:
+                level, score = hit["level"][0].as_py(), hit["score"][0].as_py()
+        rows.append((d, card, level, score))
     out, prev = [], None
     for d, card, level, score in rows:
         changes = []
