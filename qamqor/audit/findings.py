@@ -36,8 +36,6 @@ TYPES = (
 )
 NOT_PLANTED = ("asp_level_a_b",)  # a targeting signal, not an error the generator plants
 AMOUNT_TOLERANCE = 0.25  # a payment more than 25 % above or below the reference is a mismatch
-# ASP families are checked below the model's own flag: an inspection, not a sanction.
-HIDDEN_INCOME_SCORE = 2.5
 CUT_OFF_DAY = 27  # a month's payment list closes on this day: a death by then stops the month
 # Measures whose payment the audit checks against an entitlement row (the rules engine's
 # coverage of the registry is close for these; age pensions depend on a work record the card
@@ -352,14 +350,13 @@ def _queries(line: dict[str, float]) -> dict[str, str]:
             SELECT p.family_id, NULL, 'asp', annual(sum(p.amount)),
                    'ASP ' || {_kzt("sum(p.amount)")} || ' KZT; hidden-income score '
                    || round(any_value(h.hidden_income_score), 2) || ': '
-                   || coalesce(any_value(h.explanation), 'declared '
-                      || {_kzt("any_value(h.declared_income)")} || ' vs expected '
+                   || coalesce(any_value(h.explanation), 'declared earned income '
+                      || {_kzt("any_value(h.declared_earned_income)")} || ' vs expected '
                       || {_kzt("any_value(h.expected_income)")} || ' a month (z '
                       || round(any_value(h.z), 1) || ')'),
-                   CASE WHEN any_value(h.hidden_income_flag) THEN 'medium' ELSE 'low' END, ''
+                   'medium', ''
             FROM pay p JOIN hidden h ON h.family_id = p.family_id
-            WHERE p.measure = 'asp' AND {genuine}
-              AND (h.hidden_income_flag OR h.hidden_income_score >= {HIDDEN_INCOME_SCORE})
+            WHERE p.measure = 'asp' AND {genuine} AND h.hidden_income_flag
             GROUP BY p.family_id""",
         # a person registered at the family's address, not in the family, whose own declared
         # income (wages, self-employment) would lift the family above the poverty line

@@ -48,7 +48,8 @@ RULES = {  # type: (rule, data read) — the table of docs/audit.md
         "payments, card (real-estate registry)",
     ),
     "hidden_income": (
-        "ASP to a family flagged by the hidden-income model, or with score >= 2.5",
+        "ASP to a family flagged by the hidden-income model (declared earned income far "
+        "below what its assets and spending imply)",
         "payments, scores/hidden_income",
     ),
     "incompatible_measures": (

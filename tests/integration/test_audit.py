@@ -25,9 +25,6 @@ from qamqor.synth.generate import generate
 ON = date(2025, 10, 1)
 FAMILIES = 20_000
 LARGE = 20  # planted cases from which a type is held to 0.9
-# The hidden-income scoring model finds ~85 % of the ASP families that hide income (docs/audit.md:
-# the rest look like honest families with a modest lifestyle); its recall is held to 0.8.
-RECALL = {"hidden_income": 0.8}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +45,7 @@ def test_planted_errors_found(nation: Path) -> None:
         assert v["planted"] > 0, t
         bound = 0.9 if v["planted"] >= LARGE else 0.8
         assert v["precision"] >= bound, (t, v)
-        assert v["recall"] >= min(bound, RECALL.get(t, 1.0)), (t, v)
+        assert v["recall"] >= bound, (t, v)
     assert (nation / "audit" / "evaluation.json").exists()
 
 

@@ -221,3 +221,23 @@ def test_unchanged_families_are_taken_from_the_memo(nation: Path, tmp_path: Path
     )
     pd.testing.assert_frame_equal(pd.read_parquet(third.out), fresh, check_exact=True)
     assert Memo.load(model_dir, Model.load(model_dir)) is not None
+
+
+def test_benefits_do_not_move_the_score(nation: Path, tmp_path: Path) -> None:
+    """The model compares earned income (wages, self-employment, pensions): a state benefit
+    can be neither hidden nor a sign of means, and it is paid on the declared income, so it
+    changes neither the expected income nor the score, only the declared total."""
+    (tmp_path / "cards").mkdir()
+    cards = pd.read_parquet(nation / "cards" / "families.parquet")
+    cards["benefits_3m"] = cards["benefits_3m"] + 150_000
+    cards.to_parquet(tmp_path / "cards" / "families.parquet")
+    model = Model.load(nation / "scores" / "model")
+    more = predict(model, _features(tmp_path / "cards" / "families.parquet", "duckdb", tmp_path))
+    h = pd.read_parquet(nation / "scores" / "hidden_income.parquet")
+    assert (more["family_id"] == h["family_id"]).all()
+    for col in ("expected_income", "hidden_income_score", "hidden_income_flag", "signal_1"):
+        pd.testing.assert_series_equal(more[col], h[col], check_exact=True)
+    gap = more["declared_income"] - h["declared_income"]
+    assert np.allclose(gap, 150_000) and more["hidden_income_flag"].sum() > 50
+    flagged = more.loc[more["hidden_income_flag"], "explanation"]
+    assert flagged.str.contains("declared earned income").all()
