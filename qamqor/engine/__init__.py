@@ -6,9 +6,11 @@ portable (plain joins, aggregates, CASE) so that it can be transpiled for Spark 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,6 +50,13 @@ def lookup_cursor() -> duckdb.DuckDBPyConnection:
     """A cursor of one shared in-memory DuckDB, for the small Parquet lookups of a web or API
     request (a new DuckDB instance costs tens of milliseconds); close it after use."""
     return _lookups().cursor()
+
+
+def lower_priority(nice: int = 10) -> None:
+    """Lower the calling thread's CPU priority (Linux sets it per thread; elsewhere nothing):
+    for a server's background work, so that requests get the cores first."""
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
 @contextmanager

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from qamqor.engine import connect, lookup_cursor, scratch_dir, sql_path
+from qamqor.engine import connect, lookup_cursor, lower_priority, scratch_dir, sql_path
 
 FOLDER = ".lookup"
 KEY = b"qamqor.lookup.source"  # the copy's key-value metadata: "SIZE:MTIME_NS" of the source
@@ -209,6 +209,7 @@ def _ask(data_dir: Path, relative: str) -> None:
 
 def _drain(data_dir: Path) -> None:
     key, done = str(data_dir), set()
+    lower_priority()
     try:
         while True:
             with _lock:

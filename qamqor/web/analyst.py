@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse
 import qamqor
 from qamqor.api import queries
 from qamqor.api.security import Principal
+from qamqor.engine import lower_priority
 from qamqor.measures.catalogue import MeasureError
 from qamqor.measures.simulate import simulate
 from qamqor.web import charts, reads
@@ -25,6 +26,7 @@ from qamqor.web.core import (
     catalogue,
     lang_of,
     measure_names,
+    prepare,
     region_names,
     render,
     role,
@@ -58,9 +60,14 @@ def pending(request: Request, p: Principal, title: str) -> HTMLResponse:
 
 def warm(app) -> None:
     """Compute the dashboard's aggregates in the background (at the app's start and when an
-    analyst or an auditor signs in), so the first dashboard does not wait for them."""
+    analyst or an auditor signs in), so the first dashboard does not wait for them; the first
+    time, compile the templates and load Plotly's validators at once (Python work in a thread
+    would slow the first requests as much as it saves them)."""
+    prepare()
+    charts.warm()
 
     def run() -> None:
+        lower_priority()
         try:
             with app.state.sessions() as s:
                 key = (app.state.url, queries.run_date(s))

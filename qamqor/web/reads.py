@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qamqor.api.queries import MIN_CELL, run_date
+from qamqor.engine import lower_priority
 from qamqor.engine.lookup import family_rows
 from qamqor.levels.explain import evaluate_family
 from qamqor.store.cardjson import card_doc
@@ -55,6 +56,7 @@ def cached(key: tuple, compute: Callable[[], object], seconds: float = AGGREGATE
     if refresh:
 
         def again() -> None:
+            lower_priority()
             try:
                 value = compute()
                 with _lock:
@@ -85,6 +87,7 @@ def ready(key: tuple, compute: Callable[[], object], seconds: float = AGGREGATE_
     if start:
 
         def run() -> None:
+            lower_priority()
             try:
                 cached(key, compute, seconds)
             finally:
