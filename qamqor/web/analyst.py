@@ -71,6 +71,7 @@ def warm(app) -> None:
         try:
             with app.state.sessions() as s:
                 key = (app.state.url, queries.run_date(s))
+                reads.warm_explanation(s)
             for fn in (queries.level_stats_all, queries.measure_stats, reads.money_at_risk):
                 aggregate(app, key, fn)
             reads.catalogue_overlaps(app.state.data_dir, key[1])
