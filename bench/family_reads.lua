@@ -1,7 +1,11 @@
--- wrk script for bench/ops.py: GET /families/{id} for random ids read from $QAMQOR_IDS, and a
--- JSON summary (latency percentiles in ms, requests, errors) as the last line of output.
+-- wrk script for bench/ops.py: GET /families/{id} for random ids read from $QAMQOR_IDS (or, with
+-- $QAMQOR_FIXED_PATH, that one path), and a JSON summary (latency percentiles in ms, requests,
+-- errors) as the last line of output.
+local fixed = os.getenv("QAMQOR_FIXED_PATH")
 local ids = {}
-for line in io.lines(os.getenv("QAMQOR_IDS")) do ids[#ids + 1] = line end
+if not fixed then
+  for line in io.lines(os.getenv("QAMQOR_IDS")) do ids[#ids + 1] = line end
+end
 
 function setup(thread)
   thread:set("seed", math.random(1, 2 ^ 30))
@@ -12,6 +16,7 @@ function init(args)
 end
 
 function request()
+  if fixed then return wrk.format("GET", fixed) end
   return wrk.format("GET", "/families/" .. ids[math.random(#ids)])
 end
 
