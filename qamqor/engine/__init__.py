@@ -6,12 +6,13 @@ portable (plain joins, aggregates, CASE) so that it can be transpiled for Spark 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import os
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -57,6 +58,34 @@ def lower_priority(nice: int = 10) -> None:
     for a server's background work, so that requests get the cores first."""
     with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+
+
+EXIT_WAIT = 30.0  # seconds the interpreter's exit waits for each background thread
+_workers: set[threading.Thread] = set()
+
+
+def background(target: Callable[[], object], name: str) -> threading.Thread:
+    """Run `target` in a daemon thread at a lower CPU priority. The exit of the interpreter
+    waits for such threads (up to EXIT_WAIT s each): one still inside DuckDB or PyArrow while
+    the interpreter finalises aborts the process."""
+
+    def run() -> None:
+        lower_priority()
+        try:
+            target()
+        finally:
+            _workers.discard(threading.current_thread())
+
+    thread = threading.Thread(target=run, name=name, daemon=True)
+    _workers.add(thread)
+    thread.start()
+    return thread
+
+
+@atexit.register
+def _join_workers() -> None:
+    for thread in list(_workers):
+        thread.join(EXIT_WAIT)
 
 
 @contextmanager

@@ -12,8 +12,8 @@ source changed since) it scans the source. The rows are the same either way.
 
 from __future__ import annotations
 
+import atexit
 import bisect
-import contextlib
 import fcntl
 import os
 import threading
@@ -21,11 +21,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from qamqor.engine import connect, lookup_cursor, lower_priority, scratch_dir, sql_path
+from qamqor.engine import background, connect, lookup_cursor, scratch_dir, sql_path
 
 FOLDER = ".lookup"
 KEY = b"qamqor.lookup.source"  # the copy's key-value metadata: "SIZE:MTIME_NS" of the source
@@ -160,11 +161,22 @@ def refresh(data_dir: Path, relatives: list[str] | None = None) -> list[str]:
     return written
 
 
+_copying: set[duckdb.DuckDBPyConnection] = set()  # the connections of copies being written
+
+
+@atexit.register
+def _interrupt() -> None:
+    """At exit, stop the copies being written (then `background` waits for their threads)."""
+    for con in list(_copying):
+        con.interrupt()
+
+
 def _build(source: Path, copy: Path, folder: Path) -> None:
     stamp = _stamp(source).decode()
     tmp = copy.with_name(f".{copy.name}.tmp-{os.getpid()}")
     with scratch_dir(folder, "spill") as spill:
         con = connect(threads=1, memory_limit=BUILD_MEMORY, temp_directory=spill)
+        _copying.add(con)
         try:
             con.execute("SET enable_progress_bar = false")
             con.execute(
@@ -173,6 +185,7 @@ def _build(source: Path, copy: Path, folder: Path) -> None:
                 f"KV_METADATA {{'{KEY.decode()}': '{stamp}'}})"
             )
         finally:
+            _copying.discard(con)
             con.close()
     if _stamp(source).decode() == stamp:  # the source did not change while it was copied
         tmp.replace(copy)
@@ -204,23 +217,25 @@ def _ask(data_dir: Path, relative: str) -> None:
         start = key not in _building
         _building.add(key)
     if start:
-        threading.Thread(target=_drain, args=(data_dir,), daemon=True, name="lookup").start()
+        background(lambda: _drain(data_dir), "lookup-copies")
 
 
 def _drain(data_dir: Path) -> None:
     key, done = str(data_dir), set()
-    lower_priority()
     try:
         while True:
             with _lock:
                 todo = sorted(set(_wanted.get(key, {})) - done)
                 if not todo:
-                    _building.discard(key)
+                    _building.discard(key)  # under the lock: a later ask starts a new thread
                     return
             done.add(todo[0])
-            with contextlib.suppress(OSError):  # e.g. a read-only DIR: reads scan the source
+            try:
                 refresh(data_dir, [todo[0]])
-    except BaseException:
+            except OSError:
+                pass  # e.g. a read-only DIR: the reads scan the source
+            except duckdb.InterruptException:
+                return  # the interpreter is exiting (_interrupt)
+    finally:  # (also when a copy failed)
         with _lock:
             _building.discard(key)
-        raise

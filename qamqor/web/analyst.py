@@ -5,7 +5,6 @@ than MIN_CELL families is shown as suppressed."""
 from __future__ import annotations
 
 import tempfile
-import threading
 from datetime import date
 from pathlib import Path
 from typing import Annotated
@@ -17,7 +16,7 @@ from fastapi.responses import HTMLResponse
 import qamqor
 from qamqor.api import queries
 from qamqor.api.security import Principal
-from qamqor.engine import lower_priority
+from qamqor.engine import background
 from qamqor.measures.catalogue import MeasureError
 from qamqor.measures.simulate import simulate
 from qamqor.web import charts, reads
@@ -67,7 +66,6 @@ def warm(app) -> None:
     charts.warm()
 
     def run() -> None:
-        lower_priority()
         try:
             with app.state.sessions() as s:
                 key = (app.state.url, queries.run_date(s))
@@ -78,7 +76,7 @@ def warm(app) -> None:
         except queries.NotPublished:
             pass
 
-    threading.Thread(target=run, daemon=True).start()
+    background(run, "dashboard-warm-up")
 
 
 def _pivot(cells: list[dict], key: str) -> tuple[list[str], dict[str, dict[str, dict]]]:

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qamqor.api.queries import MIN_CELL, run_date
-from qamqor.engine import lower_priority
+from qamqor.engine import background
 from qamqor.engine.lookup import family_rows
 from qamqor.levels.explain import evaluate_family
 from qamqor.store.cardjson import card_doc
@@ -56,7 +56,6 @@ def cached(key: tuple, compute: Callable[[], object], seconds: float = AGGREGATE
     if refresh:
 
         def again() -> None:
-            lower_priority()
             try:
                 value = compute()
                 with _lock:
@@ -65,7 +64,7 @@ def cached(key: tuple, compute: Callable[[], object], seconds: float = AGGREGATE
                 with _lock:
                     _refreshing.discard(key)
 
-        threading.Thread(target=again, daemon=True).start()
+        background(again, "aggregate-refresh")
     return hit[1]
 
 
@@ -87,14 +86,13 @@ def ready(key: tuple, compute: Callable[[], object], seconds: float = AGGREGATE_
     if start:
 
         def run() -> None:
-            lower_priority()
             try:
                 cached(key, compute, seconds)
             finally:
                 with _lock:
                     _starting.discard(key)
 
-        threading.Thread(target=run, daemon=True).start()
+        background(run, "aggregate")
     return None
 
 
