@@ -53,7 +53,8 @@ PRIVATE = {STORE, "secret.key"}  # the staging folder's own
 def stage(data_dir: Path, work: Path) -> Path:
     """`work` as a view of `data_dir`: each of its folders with links to the folder's entries
     (files written by the pages, e.g. a catalogue audit, stay in `work`), its other files
-    linked, and a copy of its store (made once). The run is published there, demo users added."""
+    linked, and a copy of its store (made again when that store changed, e.g. a new bench run).
+    The run is published there and the demo users are added."""
     data_dir, work = data_dir.resolve(), work.resolve()
     work.mkdir(parents=True, exist_ok=True)
     for src in sorted(data_dir.iterdir()):
@@ -71,8 +72,13 @@ def stage(data_dir: Path, work: Path) -> Path:
         elif not dst.exists() or dst.is_symlink():
             dst.unlink(missing_ok=True)
             dst.symlink_to(src)
-    if not (work / STORE).exists() and (data_dir / STORE).exists():
-        shutil.copyfile(data_dir / STORE, work / STORE)  # the offers of the run are there
+    store, stamp = data_dir / STORE, work / ".store-source"
+    if store.exists():  # the offers of the run are there; copied again when the nation's changes
+        st = store.stat()
+        now = f"{st.st_size}:{st.st_mtime_ns}"
+        if not (work / STORE).exists() or not stamp.exists() or stamp.read_text() != now:
+            shutil.copyfile(store, work / STORE)
+            stamp.write_text(now)
     t = time.perf_counter()
     result = publish_and_sync(work, card_dates(work)[-1])
     state = "already published" if result.published.skipped else "published"
