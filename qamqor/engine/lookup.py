@@ -31,6 +31,7 @@ from qamqor.engine import background, connect, lookup_cursor, scratch_dir, sql_p
 FOLDER = ".lookup"
 KEY = b"qamqor.lookup.source"  # the copy's key-value metadata: "SIZE:MTIME_NS" of the source
 ROW_GROUP = 6144  # rows per row group of a copy (DuckDB rounds to 2,048): what one read decodes
+MAX_GROUP = 32_768  # a file read by row group without a copy has none larger (payments: 20,480)
 BUILD_MEMORY = "2GB"  # DuckDB buffer limit of a build; larger sorts spill to DIR/.lookup
 # the outputs the pages read one family at a time (relative to DIR; globs allowed)
 FILES = (
@@ -62,8 +63,8 @@ _lock = threading.Lock()
 
 
 def _index(path: Path) -> _Index | None:
-    """The footer of `path` if its row groups are ordered by family_id, else None (cached
-    per file version)."""
+    """The footer of `path` if its row groups are small (≤ MAX_GROUP rows: what one read
+    decodes) and ordered by family_id, else None (cached per file version)."""
     key = (str(path), _stamp(path))
     with _lock:
         if key in _indexes:
@@ -74,7 +75,8 @@ def _index(path: Path) -> _Index | None:
     if "family_id" in names:
         col = names.index("family_id")
         stats = [md.row_group(g).column(col).statistics for g in range(md.num_row_groups)]
-        if all(s is not None and s.has_min_max for s in stats):
+        small = all(md.row_group(g).num_rows <= MAX_GROUP for g in range(md.num_row_groups))
+        if small and all(s is not None and s.has_min_max for s in stats):
             mins, maxs = [s.min for s in stats], [s.max for s in stats]
             ordered = all(a <= b for a, b in zip(mins, maxs, strict=True)) and all(
                 maxs[g] <= mins[g + 1] for g in range(len(mins) - 1)

@@ -15,7 +15,7 @@ from qamqor.engine import lookup
 REL = "entitlements/persons.parquet"
 
 
-def _write(data: Path, rows: int, seed: int) -> pa.Table:
+def _write(data: Path, rows: int, seed: int, group: int = 97) -> pa.Table:
     """An unsorted file: family ids in a scrambled order, several rows each, small row groups."""
     ids = [f"{(i * 7919 + seed) % (rows // 4):016x}" for i in range(rows)]
     t = pa.table(
@@ -27,7 +27,7 @@ def _write(data: Path, rows: int, seed: int) -> pa.Table:
     )
     path = data / REL
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(t, path, row_group_size=97)
+    pq.write_table(t, path, row_group_size=group)
     return t
 
 
@@ -90,4 +90,15 @@ def test_a_watched_directory_is_copied_on_demand(tmp_path: Path) -> None:
     while lookup._current_copy(tmp_path, REL, tmp_path / REL) is None:
         assert time.monotonic() < deadline, "the copy was not made in the background"
         time.sleep(0.05)
+    assert _rows(lookup.family_rows(tmp_path, REL, fid)) == _expected(t, fid)
+
+
+def test_a_file_of_large_row_groups_is_copied_even_if_ordered(tmp_path: Path) -> None:
+    """One row group of 40,000 rows is trivially ordered, but reading it whole for one family
+    costs more than a scan: it gets a copy with small row groups."""
+    t = _write(tmp_path, 40_000, seed=6, group=40_000).sort_by("family_id")
+    pq.write_table(t, tmp_path / REL, row_group_size=40_000)
+    assert lookup._index(tmp_path / REL) is None
+    assert lookup.refresh(tmp_path) == [REL]
+    fid = t["family_id"][20_000].as_py()
     assert _rows(lookup.family_rows(tmp_path, REL, fid)) == _expected(t, fid)
