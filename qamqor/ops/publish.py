@@ -111,16 +111,17 @@ TABLES = {
 
 
 def _load_staging(engine, duck, table: str, query: str) -> tuple[int, float, float]:
-    """PostgreSQL: stream the query's rows into `table`'s staging copy, then index it
-    (committed on its own connection; nobody reads it until `staging.swap`). Returns the rows
-    and the seconds of the copy and of the indexing."""
+    """PostgreSQL: stream the query's rows into `table`'s staging copy (the cards over two
+    connections), then index it; nobody reads it until `staging.swap`. Returns the rows and the
+    seconds of the copy and of the indexing."""
     t0 = time.perf_counter()
     rel = duck.cursor().sql(query)
     with engine.begin() as conn:
         name = staging.create(conn, table)
-        n = staging.copy_in(conn, name, rel.columns, rel.to_arrow_reader(BATCH))
-        t1 = time.perf_counter()
-        staging.index(conn, table)
+    streams = 2 if table == "family_cards" else 1
+    n = staging.copy_in(engine, name, rel.columns, rel.to_arrow_reader(BATCH), streams)
+    t1 = time.perf_counter()
+    staging.index(engine, table)
     return n, t1 - t0, time.perf_counter() - t1
 
 

@@ -150,3 +150,39 @@ def test_postgres_swap_keeps_the_schema_and_cleans_up(nation, pg_url, tmp_path):
     with session_factory(pg_url)() as s:
         ids = s.scalars(select(FamilyEntitlement.id)).all()
     assert len(ids) == len(set(ids)) > 0  # the ids still come from the one sequence
+
+
+@pytest.mark.parametrize("streams", [1, 2])
+def test_staging_copy_delivers_every_row_once_or_fails_loudly(pg_url, streams):
+    """COPY over one or two connections loads each row exactly once; a producer that breaks
+    half-way makes copy_in raise its error (no hang, nothing swapped in)."""
+    import pyarrow as pa
+    from sqlalchemy import text
+
+    from qamqor.store import staging
+    from qamqor.store.db import engine_for
+
+    engine = engine_for(pg_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t_copy (k integer PRIMARY KEY, v double precision)"))
+        name = staging.create(conn, "t_copy")
+
+    def batches(fail: bool = False):
+        for start in range(0, 20_000, 1_000):
+            if fail and start == 7_000:
+                raise RuntimeError("source broke")
+            keys = range(start, start + 1_000)
+            yield pa.record_batch({"k": pa.array(keys), "v": pa.array([k / 3 for k in keys])})
+
+    assert staging.copy_in(engine, name, ["k", "v"], batches(), streams) == 20_000
+    staging.index(engine, "t_copy")
+    with engine.begin() as conn:
+        staging.swap(conn, "t_copy")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT k, v FROM t_copy ORDER BY k")).all()
+    assert [k for k, _ in rows] == list(range(20_000))
+    assert all(v == k / 3 for k, v in rows)  # floats exact through CSV
+    with engine.begin() as conn:
+        name = staging.create(conn, "t_copy")
+    with pytest.raises(RuntimeError, match="source broke"):
+        staging.copy_in(engine, name, ["k", "v"], batches(fail=True), streams)
