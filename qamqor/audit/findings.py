@@ -90,20 +90,38 @@ def _views(con: duckdb.DuckDBPyConnection, d: Path, on: date | None) -> None:
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({_need(path)})")
     key = PSEUDONYM_KEY.replace("'", "''")
     con.execute(f"CREATE MACRO pid(iin) AS substr(sha256('{key}' || iin), 1, 16)")
+    # Everyone paid, once: the pseudonym, the card's family and the population record
+    # (`registered`: the IIN is on the register). The rules read the payees' own records here
+    # rather than joining the whole register again.
     con.execute(
         """
-        CREATE TABLE pay AS
+        CREATE TABLE payee AS
         WITH who AS (SELECT iin, pid(iin) AS person_id FROM (SELECT DISTINCT iin FROM payments_raw))
-        SELECT p.*, who.person_id, m.family_id
-        FROM payments_raw p JOIN who USING (iin)
-        LEFT JOIN members m USING (person_id)
+        SELECT who.iin, who.person_id, m.family_id, pp.iin IS NOT NULL AS registered,
+               pp.surname, pp.first_name, pp.patronymic, pp.birth_date, pp.sex, pp.death_date,
+               pp.region, pp.address_id, pp.father_iin, pp.mother_iin
+        FROM who LEFT JOIN members m USING (person_id)
+        LEFT JOIN population pp USING (iin)
         """
     )
     con.execute(
         """
+        CREATE TABLE pay AS
+        SELECT p.payment_id, p.iin, p.measure, p.period, p.amount, p.region, p.paid_date,
+               w.person_id, w.family_id
+        FROM payments_raw p JOIN payee w USING (iin)
+        """
+    )
+    # The payments repeated for a person, measure and period (a few in a thousand): found among
+    # those whose hash of the three repeats, a cheaper grouping than of the three themselves.
+    con.execute(
+        """
         CREATE TABLE repeated AS
-        SELECT * FROM pay SEMI JOIN (SELECT person_id, measure, period FROM pay
-                                     GROUP BY ALL HAVING count(*) > 1) r
+        WITH h AS (SELECT hash(person_id, measure, period) AS h FROM pay
+                   GROUP BY ALL HAVING count(*) > 1),
+        maybe AS (SELECT * FROM pay WHERE hash(person_id, measure, period) IN (SELECT h FROM h))
+        SELECT * FROM maybe SEMI JOIN (SELECT person_id, measure, period FROM maybe
+                                       GROUP BY ALL HAVING count(*) > 1) r
             USING (person_id, measure, period)
         """
     )
@@ -121,16 +139,17 @@ def _identities(con: duckdb.DuckDBPyConnection, out: Path | None) -> int:
     """Link the population records of everyone paid (Splink) and decide, for each linked pair,
     which record is the second identity. Tables `linked` (every pair) and `second` (the
     records reported); writes `out/identities.parquet` and the model if `out` is given."""
-    people = con.execute(
+    people = con.sql(
         """
         SELECT pp.iin, pp.surname, pp.first_name, pp.patronymic, pp.birth_date, pp.sex,
                b.benefits
-        FROM population pp
+        FROM payee pp
         JOIN (SELECT iin, array_to_string(list_sort(list(DISTINCT measure || ':'
                           || round(amount)::BIGINT)), '|') AS benefits
               FROM pay GROUP BY iin) b USING (iin)
+        WHERE pp.registered
         """
-    ).df()
+    ).to_arrow_table()
     model = out / "identity_model.json" if out else None
     pairs = same_person(people, save_model=model)
     con.execute(
@@ -169,25 +188,34 @@ def _identities(con: duckdb.DuckDBPyConnection, out: Path | None) -> int:
         """
         CREATE TABLE rec AS
         WITH ids AS (SELECT id_l AS iin FROM pairs UNION SELECT id_r FROM pairs),
-        kids AS (SELECT mother_iin AS iin FROM population WHERE mother_iin IN (SELECT iin FROM ids)
-                 UNION SELECT father_iin FROM population WHERE father_iin IN (SELECT iin FROM ids)),
-        wed AS (SELECT iin FROM civil_events WHERE event_type = 'marriage'
-                UNION SELECT other_iin FROM civil_events WHERE event_type = 'marriage'),
+        own AS MATERIALIZED (SELECT * FROM payee SEMI JOIN ids USING (iin) WHERE registered),
+        -- the linked records named as someone's mother or father (one pass over the register)
+        parents AS MATERIALIZED (SELECT mother_iin, father_iin FROM population
+                                 WHERE mother_iin IN (SELECT iin FROM ids)
+                                    OR father_iin IN (SELECT iin FROM ids)),
+        kids AS (SELECT mother_iin AS iin FROM parents WHERE mother_iin IN (SELECT iin FROM ids)
+                 UNION SELECT father_iin FROM parents WHERE father_iin IN (SELECT iin FROM ids)),
+        wed AS (SELECT iin FROM civil_events
+                WHERE event_type = 'marriage' AND iin IN (SELECT iin FROM ids)
+                UNION SELECT other_iin FROM civil_events
+                WHERE event_type = 'marriage' AND other_iin IN (SELECT iin FROM ids)),
+        -- the living at the linked records' addresses (the addresses first, then the count)
         addr AS (SELECT address_id, count(*) AS n FROM population
-                 WHERE death_date IS NULL AND address_id IN (
-                     SELECT address_id FROM population SEMI JOIN ids USING (iin))
+                 SEMI JOIN (SELECT DISTINCT address_id FROM own) USING (address_id)
+                 WHERE death_date IS NULL
                  GROUP BY address_id)
-        SELECT pp.iin, pid(pp.iin) AS person_id, pp.region,
+        SELECT pp.iin, pp.person_id, pp.region,
                NOT (pp.father_iin IS NOT NULL OR pp.mother_iin IS NOT NULL
                     OR pp.iin IN (SELECT iin FROM kids) OR pp.iin IN (SELECT iin FROM wed)
                     OR coalesce(a.n, 1) > 1) AS alone
-        FROM population pp SEMI JOIN ids USING (iin)
+        FROM own pp
         LEFT JOIN addr a USING (address_id)
         """
     )
     # The second identity: the record with no ties beside one with ties; if neither has any,
     # the later IIN (a higher serial for the same birth date: issued later). Both with ties:
-    # two people (namesakes), not reported.
+    # two people (namesakes), not reported. A record linked to several others names the most
+    # probable one (the smallest pseudonym among equals, so that runs agree).
     con.execute(
         """
         CREATE TABLE linked AS
@@ -202,10 +230,14 @@ def _identities(con: duckdb.DuckDBPyConnection, out: Path | None) -> int:
                            THEN 'l' ELSE 'r' END END AS second_side
         FROM pairs p JOIN rec l ON l.iin = p.id_l JOIN rec r ON r.iin = p.id_r;
         CREATE TABLE second AS
-        SELECT person_id, arg_max(other_person_id, match_probability) AS other_person_id,
-               max(match_probability) AS match_probability, arg_max(agreement,
-               match_probability) AS agreement, arg_max(other_region, match_probability)
-               AS other_region, bool_or(sure) AS sure
+        SELECT person_id,
+               first(other_person_id ORDER BY match_probability DESC, other_person_id)
+                 AS other_person_id,
+               max(match_probability) AS match_probability,
+               first(agreement ORDER BY match_probability DESC, other_person_id) AS agreement,
+               first(other_region ORDER BY match_probability DESC, other_person_id)
+                 AS other_region,
+               bool_or(sure) AS sure
         FROM (SELECT CASE second_side WHEN 'l' THEN pid_l ELSE pid_r END AS person_id,
                      CASE second_side WHEN 'l' THEN pid_r ELSE pid_l END AS other_person_id,
                      CASE second_side WHEN 'l' THEN region_r ELSE region_l END AS other_region,
@@ -232,6 +264,20 @@ def _identities(con: duckdb.DuckDBPyConnection, out: Path | None) -> int:
     return con.execute("SELECT count(*) FROM linked").fetchone()[0]
 
 
+def _shared(con: duckdb.DuckDBPyConnection) -> None:
+    """Tables several rules read: the families of second identities; the children born from
+    two years before the extract."""
+    con.execute(
+        """
+        CREATE TABLE second_family AS
+        SELECT family_id FROM members SEMI JOIN second USING (person_id);
+        CREATE TABLE young AS
+        SELECT iin, pid(iin) AS person_id, birth_date, mother_iin FROM population
+        WHERE birth_date >= (SELECT min(period) FROM pay) - INTERVAL 2 YEAR
+        """
+    )
+
+
 def _kzt(expr: str) -> str:
     """SQL for an amount as readable text: 1,234,567."""
     return f"format('{{:,.0f}}', {expr})"
@@ -249,12 +295,11 @@ def _queries(line: dict[str, float]) -> dict[str, str]:
     incompatible = " OR ".join(
         f"(a.measure = '{x}' AND b.measure = '{y}')" for x, y in INCOMPATIBLE
     )
+    incompatible_measures = ", ".join(sorted({f"'{m}'" for pair in INCOMPATIBLE for m in pair}))
     # a second identity's payments are reported once, as duplicate_identity: the rules that
     # judge a payment by the record's own family (fictitious) skip them
     genuine = "p.person_id NOT IN (SELECT person_id FROM second)"
-    genuine_fam = (
-        "p.family_id NOT IN (SELECT family_id FROM members SEMI JOIN second USING (person_id))"
-    )
+    genuine_fam = "p.family_id NOT IN (SELECT family_id FROM second_family)"
     return {
         "paid_after_death": f"""
             SELECT any_value(p.family_id), p.person_id, p.measure, annual(sum(p.amount)),
@@ -262,7 +307,7 @@ def _queries(line: dict[str, float]) -> dict[str, str]:
                    || ' time(s) for months ' || string_agg(strftime(p.period, '%Y-%m'), ', '
                    ORDER BY p.period) || ', ' || {_kzt("sum(p.amount)")} || ' KZT in all',
                    'high', ''
-            FROM pay p JOIN population pp ON pp.iin = p.iin
+            FROM pay p JOIN payee pp ON pp.iin = p.iin
             WHERE pp.death_date IS NOT NULL
               AND pp.death_date <= p.period + INTERVAL {CUT_OFF_DAY - 1} DAY
             GROUP BY p.person_id, p.measure""",
@@ -279,21 +324,21 @@ def _queries(line: dict[str, float]) -> dict[str, str]:
                       || ' able-bodied, ' || any_value(c.social_contract) || ' with a contract)'
                       ELSE '' END ELSE '' END,
                    CASE WHEN p.measure = 'asp' THEN 'high' ELSE 'medium' END, ''
-            FROM pay p JOIN card c ON c.family_id = p.family_id
+            FROM (SELECT * FROM pay p
+                  WHERE p.measure IN ({checked}) AND {genuine}
+                    AND NOT EXISTS (SELECT 1 FROM payee d WHERE d.iin = p.iin
+                                    AND d.death_date IS NOT NULL)
+                    AND NOT EXISTS (SELECT 1 FROM ent e WHERE e.measure IN ({checked})
+                                    AND e.measure = p.measure AND e.family_id = p.family_id)) p
+            JOIN card c ON c.family_id = p.family_id
             LEFT JOIN facts f ON f.family_id = p.family_id
-            LEFT JOIN population pp ON pp.iin = p.iin
-            WHERE p.measure IN ({checked}) AND pp.death_date IS NULL AND {genuine}
-              AND (p.measure <> 'asp' OR {income} > CASE c.region {lines} END)
-              AND NOT EXISTS (SELECT 1 FROM ent e WHERE e.measure = p.measure
-                              AND e.family_id = p.family_id)
+            WHERE (p.measure <> 'asp' OR {income} > CASE c.region {lines} END)
             GROUP BY p.person_id, p.measure""",
         # the same amount paid more often than the rules give it: births once per child born
         # that month, childcare once per entitled child (the amount follows the birth order);
         # for a second identity, the children of the genuine record's family
         "duplicate_payment": f"""
-            WITH babies AS (SELECT pid(iin) AS person_id, date_trunc('month', birth_date) AS m
-                            FROM population
-                            WHERE birth_date >= (SELECT min(period) FROM pay) - INTERVAL 2 YEAR),
+            WITH babies AS (SELECT person_id, date_trunc('month', birth_date) AS m FROM young),
             kids AS (SELECT e.family_id, e.measure,
                             CASE WHEN e.measure = 'birth' THEN b.m END AS month,
                             round(e.amount) AS amount, count(*) AS n
@@ -302,7 +347,7 @@ def _queries(line: dict[str, float]) -> dict[str, str]:
             bl AS (SELECT DISTINCT person_id, period FROM pay WHERE measure = 'breadwinner_loss'),
             rp AS (SELECT p.*, coalesce(gm.family_id, p.family_id) AS kin
                    FROM repeated p LEFT JOIN second s USING (person_id)
-                   LEFT JOIN members gm ON gm.person_id = s.other_person_id)
+                   LEFT JOIN payee gm ON gm.person_id = s.other_person_id)
             SELECT any_value(p.family_id), p.person_id, p.measure,
                    annual(sum(p.amount) - max(p.amount) * greatest(coalesce(any_value(k.n), 1), 1)),
                    p.measure || ' paid ' || count(*) || ' times for '
@@ -393,60 +438,82 @@ def _queries(line: dict[str, float]) -> dict[str, str]:
                   >= CASE c.region {lines} END""",
         "incompatible_measures": f"""
             WITH m AS (SELECT person_id, any_value(family_id) AS family_id, measure, period,
-                              count(*) AS n, sum(amount) AS amount, max(amount) AS top,
-                              string_agg(payment_id, ', ' ORDER BY payment_id) AS ids
-                       FROM pay GROUP BY person_id, measure, period, region)
-            SELECT any_value(a.family_id), a.person_id, b.measure, annual(sum(b.amount - b.top)),
-                   b.measure || ' paid with ' || a.measure || ' (not combined) for '
+                              region, count(*) AS n, sum(amount) AS amount, max(amount) AS top
+                       FROM pay WHERE measure IN ({incompatible_measures})
+                       GROUP BY person_id, measure, period, region),
+            hit AS MATERIALIZED (
+                SELECT a.person_id, a.family_id, a.measure AS measure_a, a.period,
+                       b.measure, b.region, b.amount, b.top
+                FROM m a JOIN m b ON a.person_id = b.person_id AND a.period = b.period
+                WHERE ({incompatible}) AND b.n > 1),
+            ids AS (SELECT person_id, measure, period, region,
+                           string_agg(payment_id, ', ' ORDER BY payment_id) AS ids
+                    FROM pay SEMI JOIN hit USING (person_id, measure, period, region)
+                    GROUP BY ALL)
+            SELECT any_value(a.family_id), a.person_id, a.measure, annual(sum(a.amount - a.top)),
+                   a.measure || ' paid with ' || a.measure_a || ' (not combined) for '
                    || string_agg(strftime(a.period, '%Y-%m'), ', ' ORDER BY a.period) || ': '
-                   || {_kzt("sum(b.amount)")} || ' KZT ('
-                   || string_agg(b.ids, ', ' ORDER BY b.ids) || ')',
-                   'medium', a.measure
-            FROM m a JOIN m b ON a.person_id = b.person_id AND a.period = b.period
-            WHERE ({incompatible}) AND b.n > 1
-            GROUP BY a.person_id, a.measure, b.measure""",
+                   || {_kzt("sum(a.amount)")} || ' KZT ('
+                   || string_agg(i.ids, ', ' ORDER BY i.ids) || ')',
+                   'medium', a.measure_a
+            FROM hit a JOIN ids i USING (person_id, measure, period, region)
+            GROUP BY a.person_id, a.measure_a, a.measure""",
         # the reference: the rule's amounts for the person or the family (per child for births
         # and childcare), or the person's own usual amount where the card cannot compute it
         "amount_mismatch": f"""
             WITH e AS (SELECT family_id, person_id, measure, amount FROM ent
                        WHERE period IN ('monthly', 'once') AND amount > 0),
-            cand AS (SELECT p.payment_id, e.amount FROM pay p
-                     JOIN e ON e.measure = p.measure AND e.person_id = p.person_id
-                     WHERE p.measure NOT IN ({own_only})
+            -- the nearest rule amount depends on the person (and so the family), the measure
+            -- and the amount paid: found once for the months paid the same
+            paid AS (SELECT person_id, any_value(family_id) AS family_id, measure, amount
+                     FROM pay WHERE measure NOT IN ({own_only})
+                     GROUP BY person_id, measure, amount),
+            cand AS (SELECT k.person_id, k.measure, k.amount AS paid, e.amount FROM paid k
+                     JOIN e ON e.measure = k.measure AND e.person_id = k.person_id
                      UNION ALL
-                     SELECT p.payment_id, e.amount FROM pay p
-                     JOIN e ON e.measure = p.measure AND e.family_id = p.family_id
-                     WHERE p.measure NOT IN ({own_only})),
-            near AS (SELECT c.payment_id, arg_min(c.amount, abs(c.amount - p.amount)) AS amount
-                     FROM cand c JOIN pay p USING (payment_id) GROUP BY c.payment_id),
+                     SELECT k.person_id, k.measure, k.amount AS paid, e.amount FROM paid k
+                     JOIN e ON e.measure = k.measure AND e.family_id = k.family_id),
+            near AS (SELECT person_id, measure, paid,
+                            arg_min(amount, abs(amount - paid)) AS rule_amount
+                     FROM cand GROUP BY person_id, measure, paid),
+            off AS (SELECT * FROM near WHERE rule_amount > 0
+                      AND abs(paid - rule_amount) > {AMOUNT_TOLERANCE} * rule_amount),
             -- the extra lines of an incompatible award are reported as incompatible_measures
             extra AS (SELECT b.person_id, b.period, b.measure
                       FROM (SELECT person_id, period, measure, count(*) AS n FROM pay
-                            GROUP BY ALL) b
-                      JOIN (SELECT DISTINCT person_id, period, measure FROM pay) a
+                            WHERE measure IN ({incompatible_measures}) GROUP BY ALL) b
+                      JOIN (SELECT DISTINCT person_id, period, measure FROM pay
+                            WHERE measure IN ({incompatible_measures})) a
                         USING (person_id, period)
                       WHERE ({incompatible}) AND b.n > 1),
-            usual AS (SELECT person_id, measure, median(amount) AS amount FROM pay
+            -- the usual amount (median) where it varies: paid the same every month, nothing
+            -- is more than 25 % away from it
+            varied AS (SELECT person_id, measure FROM pay WHERE measure IN ({own_only})
+                       GROUP BY ALL HAVING min(amount) <> max(amount)),
+            usual AS (SELECT person_id, measure, median(amount) AS rule_amount
+                      FROM pay SEMI JOIN varied USING (person_id, measure)
                       WHERE measure IN ({own_only}) GROUP BY ALL),
-            ref AS (SELECT p.payment_id, p.person_id, p.family_id, p.measure, p.period, p.amount,
-                           coalesce(u.amount, n.amount) AS rule_amount
-                    FROM pay p LEFT JOIN near n USING (payment_id)
-                    LEFT JOIN usual u USING (person_id, measure)
-                    ANTI JOIN extra x USING (person_id, period, measure)
-                    WHERE {genuine})
+            ref AS (SELECT p.payment_id, p.person_id, p.family_id, p.measure, p.period,
+                           p.amount, n.rule_amount
+                    FROM pay p JOIN off n ON n.person_id = p.person_id
+                      AND n.measure = p.measure AND n.paid = p.amount
+                    UNION ALL
+                    SELECT p.payment_id, p.person_id, p.family_id, p.measure, p.period,
+                           p.amount, u.rule_amount
+                    FROM pay p JOIN usual u USING (person_id, measure)
+                    WHERE u.rule_amount > 0
+                      AND abs(p.amount - u.rule_amount) > {AMOUNT_TOLERANCE} * u.rule_amount)
             SELECT any_value(family_id), person_id, measure, annual(sum(amount - rule_amount)),
                    measure || ' paid ' || string_agg({_kzt("amount")} || ' KZT for '
                    || strftime(period, '%Y-%m'), ', ' ORDER BY period) || '; '
                    || CASE WHEN measure IN ({own_only}) THEN 'the person is usually paid '
                       ELSE 'the rule gives ' END
-                   || {_kzt("any_value(rule_amount)")} || ' KZT a month', 'medium', ''
-            FROM ref
-            WHERE rule_amount > 0 AND abs(amount - rule_amount) > {AMOUNT_TOLERANCE} * rule_amount
+                   || {_kzt("min(rule_amount)")} || ' KZT a month', 'medium', ''
+            FROM ref p ANTI JOIN extra x USING (person_id, period, measure)
+            WHERE {genuine}
             GROUP BY person_id, measure""",
         "exclusion_error": f"""
-            WITH mom AS (SELECT pid(c.iin) AS person_id, c.mother_iin
-                         FROM population c
-                         WHERE c.birth_date >= (SELECT min(period) FROM pay) - INTERVAL 2 YEAR),
+            WITH mom AS (SELECT person_id, mother_iin FROM young),
             cc AS (SELECT e.family_id, count(*) AS n, sum(e.amount) AS amount,
                           any_value(e.reasons) AS reasons
                    FROM ent e JOIN mom USING (person_id)
@@ -456,8 +523,10 @@ def _queries(line: dict[str, float]) -> dict[str, str]:
             cc_paid AS (SELECT family_id, max(n) AS n FROM (
                           SELECT family_id, period, count(*) AS n FROM pay
                           WHERE measure = 'childcare' GROUP BY ALL) GROUP BY family_id),
-            paid_person AS (SELECT DISTINCT person_id, measure FROM pay),
-            paid_family AS (SELECT DISTINCT family_id, measure FROM pay)
+            paid_person AS (SELECT DISTINCT person_id, measure FROM pay
+                            WHERE measure IN ({per_person})),
+            paid_family AS (SELECT DISTINCT family_id, measure FROM pay
+                            WHERE measure IN ({per_family}))
             SELECT e.family_id, e.person_id, e.measure, round(sum(e.amount) * 12, 0),
                    'entitled to ' || e.measure || ' (' || any_value(e.reasons) || '), '
                    || {_kzt("sum(e.amount)")} || ' KZT a month; no payment in the extract',
@@ -486,7 +555,7 @@ def _queries(line: dict[str, float]) -> dict[str, str]:
               AND {genuine_fam.replace("p.family_id", "cc.family_id")}""",
         "duplicate_identity": f"""
             SELECT any_value(p.family_id), p.person_id, p.measure, annual(sum(p.amount)),
-                   'this record (' || any_value(p.region) || ') is the same person as record '
+                   'this record (' || min(p.region) || ') is the same person as record '
                    || any_value(s.other_person_id) || ' (' || any_value(s.other_region)
                    || '): match probability ' || round(any_value(s.match_probability), 4)
                    || ' (' || any_value(s.agreement) || '); '
@@ -500,7 +569,8 @@ def _queries(line: dict[str, float]) -> dict[str, str]:
                       || 'paid ' || p.measure || ' too' ELSE '' END,
                    CASE WHEN any_value(s.sure) THEN 'high' ELSE 'medium' END, ''
             FROM pay p JOIN second s USING (person_id)
-            LEFT JOIN (SELECT DISTINCT person_id, measure FROM pay) o
+            LEFT JOIN (SELECT DISTINCT person_id, measure FROM pay
+                       WHERE person_id IN (SELECT other_person_id FROM second)) o
               ON o.person_id = s.other_person_id AND o.measure = p.measure
             GROUP BY p.person_id, p.measure""",
     }
@@ -514,6 +584,7 @@ def find(data_dir: Path, on: date | None = None, out: Path | None = None):
     con.execute("SET enable_progress_bar = false")
     _views(con, d, on)
     _identities(con, out)
+    _shared(con)
     summary = d / "entitlements" / "summary.json"
     line = json.loads(summary.read_text()).get("poverty_line", {}).get("by_region", {})
     parts = [

@@ -9,6 +9,7 @@ best pairs or cluster). The trained model is Splink's JSON and can be given back
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -186,19 +187,42 @@ def settings(link_type: str, blocking: tuple = BLOCKING,
     )
 
 
-def _linker(frames: list[pd.DataFrame], names: list[str], link_type: str,
-            model: Path | str | None, sets: SettingsCreator | None = None) -> Linker:  # fmt: skip
-    con = duckdb.connect()
-    con.execute("SET enable_progress_bar = false")  # no bars in the command's output
+def _inputs(frames: list, names: list[str],
+            con: duckdb.DuckDBPyConnection | None = None) -> list:  # fmt: skip
+    """The inputs as tables of a DuckDB connection (a fresh one unless given), registered with
+    Splink. A pandas frame or an Arrow table is copied once: Splink's queries scan their inputs
+    many times (sampling, every blocking rule's self-join, prediction), and a registered pandas
+    frame of Python strings is converted again, on one thread, at each scan. A string names a
+    table already in `con`."""
+    if con is None:
+        con = duckdb.connect()
+        con.execute("SET enable_progress_bar = false")  # no bars in the command's output
     db = DuckDBAPI(connection=con)
-    tables = [db.register(f, dataset_display_name=n) for f, n in zip(frames, names, strict=True)]
+    tables = []
+    for frame, name in zip(frames, names, strict=True):
+        if not isinstance(frame, str):
+            con.register("frame_in", frame)
+            con.execute(f"CREATE TABLE {name}_rows AS SELECT * FROM frame_in")
+            con.unregister("frame_in")
+            frame = f"{name}_rows"
+        tables.append(db.register(frame, dataset_display_name=name))
+    return tables
+
+
+def _new_linker(tables: list, link_type: str, model: Path | str | None,
+                sets: SettingsCreator | dict | None = None) -> Linker:  # fmt: skip
+    inputs = tables if len(tables) > 1 else tables[0]
     if model is not None:
         model = Path(model)
         if not model.is_file():
             raise LinkageError(f"model file not found: {model}")
-        return Linker(tables if len(tables) > 1 else tables[0], str(model), log_level=None)
-    sets = sets or settings(link_type)
-    return Linker(tables if len(tables) > 1 else tables[0], sets, log_level=None)
+        return Linker(inputs, str(model), log_level=None)
+    return Linker(inputs, sets or settings(link_type), log_level=None)
+
+
+def _linker(frames: list[pd.DataFrame], names: list[str], link_type: str,
+            model: Path | str | None, sets: SettingsCreator | None = None) -> Linker:  # fmt: skip
+    return _new_linker(_inputs(frames, names), link_type, model, sets)
 
 
 def train(linker: Linker, mapping: Mapping, blocks: tuple[tuple[str, ...], ...] = TRAINING,
@@ -325,20 +349,30 @@ def dedupe(table: Path | str | pd.DataFrame, mapping: Mapping, out: Path | str |
     return result
 
 
-def dedupe_pairs(prepared: pd.DataFrame, mapping: Mapping, *,
+def dedupe_pairs(prepared, mapping: Mapping, *,
                  sets: SettingsCreator | None = None,
                  training: tuple[tuple[str, ...], ...] = TRAINING,
                  prior: bool = True,
                  model: Path | str | None = None,
-                 save_model: Path | str | None = None) -> pd.DataFrame:  # fmt: skip
-    """Pairs of records of one prepared table (see ``prepare``) at or above the threshold:
-    ``id_l``, ``id_r``, ``match_probability``, ``match_weight`` and the values compared.
-    ``sets`` replaces the default settings; ``training`` are the EM rounds (none: m as set);
-    ``prior`` False keeps the settings' λ."""
+                 save_model: Path | str | None = None,
+                 refine: Callable[[dict], dict | None] | None = None,
+                 con: duckdb.DuckDBPyConnection | None = None) -> pd.DataFrame:  # fmt: skip
+    """Pairs of records of one prepared table (see ``prepare``; a pandas frame, an Arrow
+    table, or the name of a table in ``con``) at or above the threshold: ``id_l``, ``id_r``,
+    ``match_probability``, ``match_weight`` and the values compared. ``sets`` replaces the
+    default settings; ``training`` are the EM rounds (none: m as set); ``prior`` False keeps
+    the settings' λ; ``refine`` is given the trained model (Splink's settings dict) and may
+    return another to predict with (the same parameters, other blocking rules), which is then
+    the model saved."""
     _quiet()
-    linker = _linker([prepared], ["input_table"], "dedupe_only", model, sets)
+    tables = _inputs([prepared], ["input_table"], con)
+    linker = _new_linker(tables, "dedupe_only", model, sets)
     if model is None:
         train(linker, mapping, training, prior)
+    if refine is not None:
+        refined = refine(linker.misc.save_model_to_json())
+        if refined is not None:
+            linker = Linker(tables[0], refined, log_level=None)
     if save_model is not None:
         Path(save_model).parent.mkdir(parents=True, exist_ok=True)
         linker.misc.save_model_to_json(str(save_model), overwrite=True)

@@ -299,12 +299,8 @@ def test_names_meet_across_alphabets(spellings, expected):
     assert normalise_name(None) is None and normalise_name("  ") is None
 
 
-def test_same_person_among_payees(tmp_path):
-    """The audit's linkage (`qamqor.linkage.identities`): a second record of a person, under
-    another surname, a Latin spelling or swapped day and month, paid the same benefit, is linked;
-    namesakes born on other days are not; the model is saved with its m and u."""
-    from qamqor.linkage.identities import same_person
-
+def _payees() -> pd.DataFrame:
+    """Payees as the audit links them: planted second records among 3,000 made-up people."""
     rows = [  # iin, surname, first name, patronymic, birth date, sex, benefits
         ("A1", "Сейтқалиева", "Жанар", "Бериковна", "1985-03-07", "F", "large_family:63030"),
         ("A2", "Омарова", "Жанар", "Бериковна", "1985-07-03", "F", "large_family:63030"),
@@ -312,9 +308,14 @@ def test_same_person_among_payees(tmp_path):
         ("B2", "Fyodorov", "Dmitriy", "Ильич", "1979-11-02", "M", "disability:62685"),
         ("C1", "Ахметов", "Серик", "Маратович", "1960-01-15", "M", "age_pension:98000"),
         ("C2", "Ахметов", "Серик", "Маратович", "1961-05-20", "M", "age_pension:91000"),
+        # the same names and year: one digit of the birth date mistyped, or another day
+        ("D1", "Жумабаева", "Гульнар", "Сериковна", "1970-05-12", "F", "disability:62685"),
+        ("D2", "Жумабаева", "Гульнар", "Сериковна", "1970-05-13", "F", "disability:62685"),
+        ("E1", "Касымов", "Ерлан", "Болатович", "1966-02-11", "M", "age_pension:98000"),
+        ("E2", "Касымов", "Ерлан", "Болатович", "1966-09-25", "M", "large_family:63030"),
     ]
     rng = np.random.default_rng(1)
-    names = ["Айгүл", "Нурлан", "Ерлан", "Динара", "Асель", "Марат", "Болат", "Сауле"]
+    names = ["Айгүл", "Нурлан", "Ерлан", "Динара", "Асель", "Марат", "Болат", "Сауле", "Нурлана"]
     syllables = ["ка", "ра", "су", "бе", "ну", "да", "ли", "мо", "та", "ше"]
 
     def word(k: int, end: str) -> str:  # a made-up name: three syllables chosen by k
@@ -322,14 +323,77 @@ def test_same_person_among_payees(tmp_path):
 
     for i in range(3000):  # a population for u probabilities
         born = pd.Timestamp("1950-01-01") + pd.Timedelta(days=int(rng.integers(0, 20000)))
-        rows.append((f"P{i}", word(int(rng.integers(1000)), "ов"), names[i % 8],
+        paid = f"x:{i % 13}" + (f"|y:{i % 5}" if i % 3 == 0 else "")  # sorted, as the audit's
+        rows.append((f"P{i}", word(int(rng.integers(1000)), "ов"), names[i % 9],
                      word(int(rng.integers(1000)), "ович"), born.strftime("%Y-%m-%d"),
-                     "F" if i % 2 == 0 else "M", f"x:{i % 13}"))  # fmt: skip
+                     "F" if i % 2 == 0 else "M", paid))  # fmt: skip
     cols = ["iin", "surname", "first_name", "patronymic", "birth_date", "sex", "benefits"]
-    people = pd.DataFrame(rows, columns=cols)
-    pairs = same_person(people, save_model=tmp_path / "m.json")
+    return pd.DataFrame(rows, columns=cols)
+
+
+def test_same_person_among_payees(tmp_path):
+    """The audit's linkage (`qamqor.linkage.identities`): a second record of a person, under
+    another surname, a Latin spelling, swapped day and month or one mistyped digit of the birth
+    date, paid the same benefit, is linked; namesakes born on other days are not; the model is
+    saved with its m and u."""
+    from qamqor.linkage.identities import same_person
+
+    pairs = same_person(_payees(), save_model=tmp_path / "m.json")
     found = {frozenset(p) for p in zip(pairs["id_l"], pairs["id_r"], strict=True)}
-    assert frozenset({"A1", "A2"}) in found and frozenset({"B1", "B2"}) in found
-    assert frozenset({"C1", "C2"}) not in found
+    assert {frozenset({"A1", "A2"}), frozenset({"B1", "B2"}), frozenset({"D1", "D2"})} <= found
+    assert frozenset({"C1", "C2"}) not in found and frozenset({"E1", "E2"}) not in found
     model = json.loads((tmp_path / "m.json").read_text())
     assert {c["output_column_name"] for c in model["comparisons"]} >= {"surname", "benefits"}
+
+
+def test_payees_prepared_in_sql_as_in_pandas():
+    """The audit prepares the payees in SQL (national scale); the values are those of the
+    general `prepare` (pandas) that `qamqor link` and `qamqor dedupe` use."""
+    import duckdb
+
+    from qamqor.linkage.identities import _prepare, mapping
+    from qamqor.linkage.model import prepare
+
+    people = _payees()
+    people.loc[3, "patronymic"] = None
+    people.loc[5, "birth_date"] = "not a date"
+    expected = prepare(people.astype({"birth_date": "string"}), mapping().table, "population")
+    expected["benefits"] = people["benefits"].to_numpy()
+    con = duckdb.connect()
+    con.register("people_in", people)
+    got = con.sql(f"FROM {_prepare(con, 'people_in')}").df()
+    pd.testing.assert_frame_equal(
+        got.astype(object).where(got.notna(), None).reset_index(drop=True),
+        expected.astype(object).reset_index(drop=True),
+    )
+
+
+def test_narrowed_blocking_keeps_the_pairs(tmp_path, monkeypatch):
+    """The same-names-and-year rule narrowed to birth dates one digit apart predicts the same
+    pairs with the same probabilities (here forced: none of the rule's other pairs reaches the
+    threshold in this population); the saved model names the rule that predicted. Whether to
+    narrow is decided from the trained model."""
+    import qamqor.linkage.identities as identities
+
+    people = _payees()
+    full = identities.same_person(people, save_model=tmp_path / "full.json")
+    trained = json.loads((tmp_path / "full.json").read_text())
+    assert not trained["blocking_rules_to_generate_predictions"][-1]["blocking_rule"].endswith(
+        identities.ONE_DIGIT
+    )  # 3,000 people: a pair at 'birth year' could still reach 0.95
+    decide = identities._one_digit_only
+    monkeypatch.setattr(identities, "_one_digit_only", lambda m, t, iso: decide(m, 0.9999999, iso))
+    narrowed = identities.same_person(people, save_model=tmp_path / "narrowed.json")
+    pd.testing.assert_frame_equal(narrowed, full)
+    saved = json.loads((tmp_path / "narrowed.json").read_text())
+    rules = [r["blocking_rule"] for r in saved["blocking_rules_to_generate_predictions"]]
+    assert rules[-2:] == list(identities.ONE_DIGIT_RULES)
+    # the decision: the best pair at 'birth year' against the threshold
+    trained["probability_two_random_records_match"] = 1e-12
+    rules = decide(trained, 0.95)["blocking_rules_to_generate_predictions"]
+    assert rules[-1]["blocking_rule"].endswith(f'r."patronymic") AND {identities.ONE_DIGIT}')
+    trained["probability_two_random_records_match"] = 0.5
+    assert decide(trained, 0.95) is None
+    trained["probability_two_random_records_match"] = 1e-12
+    del trained["comparisons"][0]["comparison_levels"][2]["u_probability"]  # not observed
+    assert decide(trained, 0.95) is None
