@@ -63,15 +63,21 @@ def test_publish_everything_of_the_run(nation, store_url):
     assert again.skipped and _counts(store_url) == c
 
 
-def test_a_crash_half_way_leaves_the_previous_run_visible(nation, store_url, tmp_path):
-    publish(nation, RUN_DATE, store_url)
-    before = _counts(store_url)
-    # the next day's run (same files, later date) crashes after loading the entitlements
+def _next_day(nation, tmp_path):
+    """A copy of the nation whose run is dated the day after (same files, no store)."""
     nxt = tmp_path / "next"
     shutil.copytree(nation, nxt, ignore=shutil.ignore_patterns("qamqor.db"))
     day2 = date(2025, 10, 2)
     history = nxt / "cards" / "history"
     shutil.copytree(history / f"{RUN_DATE}", history / f"{day2}")
+    return nxt, day2
+
+
+def test_a_crash_half_way_leaves_the_previous_run_visible(nation, store_url, tmp_path):
+    publish(nation, RUN_DATE, store_url)
+    before = _counts(store_url)
+    # the next day's run (same files, later date) crashes after loading the entitlements
+    nxt, day2 = _next_day(nation, tmp_path)
     with pytest.raises(PublishError, match="simulated crash"):
         publish(nxt, day2, store_url, fail_after="family_entitlements")
     assert _counts(store_url) == before
@@ -138,11 +144,7 @@ def test_postgres_swap_keeps_the_schema_and_cleans_up(nation, pg_url, tmp_path):
     migrated = schema()
     assert any(name == "family_cards_pkey" for _, name, _ in migrated["indexes"])
     publish(nation, RUN_DATE, pg_url)
-    nxt = tmp_path / "next"
-    shutil.copytree(nation, nxt, ignore=shutil.ignore_patterns("qamqor.db"))
-    day2 = date(2025, 10, 2)
-    history = nxt / "cards" / "history"
-    shutil.copytree(history / f"{RUN_DATE}", history / f"{day2}")
+    nxt, day2 = _next_day(nation, tmp_path)
     with pytest.raises(PublishError, match="simulated crash"):
         publish(nxt, day2, pg_url, fail_after="family_cards")
     publish(nxt, day2, pg_url)
