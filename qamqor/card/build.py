@@ -448,8 +448,7 @@ def build_cards(data_dir: Path, on: date) -> CardsResult:
             out = history / on.isoformat()
             for name in ("families.parquet", "members.parquet", "changes.parquet"):
                 if (out / name).exists():
-                    shutil.copyfile(out / name, data_dir / "cards" / f".{name}.tmp")
-                    os.replace(data_dir / "cards" / f".{name}.tmp", data_dir / "cards" / name)
+                    _publish_copy(out / name, data_dir / "cards" / name)
             fam, ppl = con.execute(
                 f"SELECT count(*), sum(members) FROM read_parquet({sql_path(out / 'families.parquet')})"
             ).fetchone()
@@ -458,19 +457,38 @@ def build_cards(data_dir: Path, on: date) -> CardsResult:
     return CardsResult(int(fam), int(ppl or 0), changed, out)
 
 
+def _publish_copy(src: Path, dest: Path) -> None:
+    """`dest` becomes `src`'s contents atomically: a hard link where the file system has them
+    (history files are never written again), else a copy."""
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
+
+
 def _changes(con, before: Path, after: Path) -> int:
-    """Families whose membership differs from the previous card date."""
+    """Families whose membership differs from the previous card date, written to
+    `after/changes.parquet`.
+
+    Each family's members are compared as a count and an XOR of their ids' 64-bit hashes (no
+    sorting, no lists): the new side straight from `membership`. Two different memberships of
+    one family match only if their hashes collide (a chance of about 2**-64 per family).
+    """
     q = f"""
-    WITH a AS (SELECT family_id, list(person_id ORDER BY person_id) AS m
+    WITH a AS (SELECT family_id, count(*) AS n, bit_xor(hash(person_id)) AS h
                FROM read_parquet({sql_path(before / "members.parquet")}) GROUP BY 1),
-         b AS (SELECT family_id, list(person_id ORDER BY person_id) AS m
-               FROM read_parquet({sql_path(after / "members.parquet")}) GROUP BY 1)
+         b AS (SELECT nullif(fid, '') AS family_id, count(*) AS n,
+                      bit_xor(hash(nullif(person_id, ''))) AS h
+               FROM membership GROUP BY 1)
     SELECT coalesce(b.family_id, a.family_id) AS family_id,
            CASE WHEN a.family_id IS NULL THEN 'new' WHEN b.family_id IS NULL THEN 'dissolved'
                 ELSE 'changed' END AS change,
-           len(coalesce(a.m, [])) AS members_before, len(coalesce(b.m, [])) AS members_after
+           coalesce(a.n, 0) AS members_before, coalesce(b.n, 0) AS members_after
     FROM a FULL JOIN b USING (family_id)
-    WHERE a.m IS DISTINCT FROM b.m
+    WHERE a.h IS DISTINCT FROM b.h OR a.n IS DISTINCT FROM b.n
     ORDER BY 1
     """
     con.execute(f"COPY ({q}) TO {sql_path(after / 'changes.parquet')} (FORMAT parquet)")
