@@ -34,7 +34,9 @@ test: install
 	@$(BIN)/python -c "import sys; from qamqor.engine.spark import java_problem as p; sys.exit(p() and 'make test: ' + p())"
 	$(BIN)/pytest
 
-## make bench: batch steps (bench/run.py → bench/results.json), then publishing into PostgreSQL and
+## make bench: batch steps (bench/run.py → bench/results.json), the national measures' rules beside
+## the same rules in OpenFisca on the 6.3 M nation (bench/openfisca.py → bench/openfisca-results.json),
+## then publishing into PostgreSQL and
 ## API reads under load on the 1 M nation it leaves (bench/ops.py → bench/ops-results.json), and
 ## publishing the 6.3 M nation (→ bench/publish-results.json), then
 ## every web page's time on it (bench/web.py → bench/web-results.json; pages over 300 ms listed)
@@ -43,6 +45,7 @@ BENCH_PUBLISH ?= bench/work/6300000
 bench: install
 	bash scripts/system-deps.sh bench
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/openfisca.py bench/work/6300000 --out bench/openfisca-results.json
 	$(BIN)/python bench/ops.py $(BENCH_OPS) --out bench/ops-results.json
 	$(BIN)/python bench/ops.py $(BENCH_PUBLISH) --no-api --out bench/publish-results.json
 	$(BIN)/python bench/web.py $(BENCH_OPS) --out bench/web-results.json
