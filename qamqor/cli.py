@@ -88,7 +88,7 @@ def cards(data_dir: Path, on: str = typer.Option(None, "--date", help="Card date
     when = _date(on) if on else _extract_date(data_dir)
     try:
         r = build_cards(data_dir, when)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
     console.print(f"{r.families:,} families, {r.people:,} people → {data_dir}/cards")
 

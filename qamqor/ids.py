@@ -24,6 +24,7 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
+import os
 
 import numpy as np
 
@@ -358,6 +359,18 @@ def validate_pin(pin: str, birth: dt.date | None = None, female: bool | None = N
 # --------------------------------------------------------------------------------------------
 # Pseudonyms
 # --------------------------------------------------------------------------------------------
+
+
+# The key of the pseudonyms the pipeline computes in SQL (a deployment secret: set it with
+# QAMQOR_PSEUDONYM_KEY; ingestion and every later step must see the same one).
+PSEUDONYM_KEY = os.environ.get("QAMQOR_PSEUDONYM_KEY", "qamqor-demo-key")
+
+
+def pseudonym_sql(expr: str) -> str:
+    """SQL of the keyed pseudonym of an IIN expression (16 hex characters of
+    sha256(key || iin)): IINs never leave ingestion and the card step in clear."""
+    key = PSEUDONYM_KEY.replace("'", "''")
+    return f"substr(sha256('{key}' || {expr}), 1, 16)"
 
 
 def pseudonym(iin: str, key: bytes) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 
 from qamqor.audit.findings import NOT_PLANTED, TYPES
-from qamqor.card.build import PSEUDONYM_KEY
+from qamqor.ids import PSEUDONYM_KEY
 
 PLANTED = {  # generator error type -> finding type
     "paid_after_death": "paid_after_death",

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import duckdb
 
-from qamqor.card.build import PSEUDONYM_KEY
 from qamqor.engine import atomic_dir
+from qamqor.ids import PSEUDONYM_KEY
 from qamqor.linkage.identities import PAIRS, same_person
 
 TYPES = (

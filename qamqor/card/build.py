@@ -3,8 +3,9 @@
 Pure SQL over the ingested registries (DuckDB by default; kept to portable joins, aggregates
 and CASE so SQLGlot can transpile it for Spark). No per-row Python.
 
-Built for 6 M families on a small machine (docs/card.md): each person's attributes and keyed
-pseudonym are computed once (`alive`) and carried in `membership`; a family's demography and
+Built for 6 M families on a small machine (docs/card.md): IINs are joined as BIGINT
+(`registry_view`), the keyed pseudonym comes from ingestion, each person's attributes are
+computed once (`alive`) and carried in `membership`; a family's demography and
 money are one aggregate over `membership`; asset and debt registries reach their families as
 one union joined once; intermediate tables are narrow and dropped after their last use, and
 DuckDB works under a memory limit, spilling to a scratch folder rather than growing.
@@ -19,16 +20,14 @@ from datetime import date
 from pathlib import Path
 
 from qamqor.engine import atomic_dir, connect, scratch_dir, sql_path
+from qamqor.ids import pseudonym_sql
 
-PSEUDONYM_KEY = os.environ.get("QAMQOR_PSEUDONYM_KEY", "qamqor-demo-key")
 # DuckDB's buffer limit for the card step (QAMQOR_MEMORY_LIMIT overrides): beyond it, joins,
 # aggregates and sorts spill to a scratch folder under DIR/cards instead of growing.
 MEMORY_LIMIT = "7GB"
 
 
-def _pseudo(expr: str) -> str:
-    """Keyed hash of an identifier: IINs never leave the card step in clear."""
-    return f"substr(sha256('{PSEUDONYM_KEY}' || {expr}), 1, 16)"
+_pseudo = pseudonym_sql
 
 
 def _age(col: str, d: str) -> str:
@@ -45,7 +44,7 @@ PERSON = "person_id, sex, age, student, disabled, disability_group"
 def formation_sql(d: str) -> list[str]:
     """SQL statements that create `alive`, `couples`, `head_key`, `dependants` and `membership`.
 
-    `alive` holds each living person's attributes and pseudonym `person_id` (computed once: a
+    `alive` holds each living person's attributes and pseudonym `person_id` (from ingestion: a
     family's `family_id` is its head's `person_id`). `membership` maps every living person to
     a family key `fkey` (the head's IIN) and that family's `family_id`, a role, and carries the
     attributes the outputs need (`PERSON`). `couples`, `head_key` and `dependants` are narrow
@@ -61,8 +60,7 @@ def formation_sql(d: str) -> list[str]:
             SELECT iin, disability_group, disability_since FROM health
             WHERE disability_group IS NOT NULL OR disability_since IS NOT NULL
         )
-        SELECT p.iin, {_pseudo("p.iin")} AS person_id, p.sex, {age} AS age, p.address_id,
-               p.region, p.district, p.urban, p.language, p.father_iin, p.mother_iin,
+        SELECT p.iin, p.person_id, p.sex, {age} AS age, p.address_id, p.father_iin, p.mother_iin,
                e.iin IS NOT NULL AS student,
                coalesce(h.disability_group, 0) AS disability_group,
                h.disability_since IS NOT NULL AND h.disability_since <= {d} AS disabled
@@ -141,24 +139,24 @@ def money_sql(d: str) -> list[str]:
     m12 = f"{d} - INTERVAL 12 MONTH"
     return [
         f"""CREATE TEMP TABLE earnings AS  -- wages and self-employment income
-        SELECT iin,
+        SELECT CAST(iin_text AS BIGINT) AS iin,
                sum(income) FILTER (WHERE period >= {m3}) / 3 AS wage_3m,
                sum(income) FILTER (WHERE period >= {m12}) / 12 AS wage_12m,
                sum(pension_contribution) FILTER (WHERE period >= {m12}) AS contributions_12m,
                sum(declared_income) FILTER (WHERE period >= {m3}) / 3 AS self_3m,
                sum(declared_income) FILTER (WHERE period >= {m12}) / 12 AS self_12m
-        FROM (SELECT iin, period, income, pension_contribution,
+        FROM (SELECT iin_text, period, income, pension_contribution,
                      CAST(NULL AS DOUBLE) AS declared_income FROM income
               UNION ALL
-              SELECT iin, period, NULL, NULL, declared_income FROM tax) t
-        WHERE period < {d} GROUP BY iin""",
+              SELECT iin_text, period, NULL, NULL, declared_income FROM tax) t
+        WHERE period < {d} GROUP BY iin_text""",
         f"""CREATE TEMP TABLE paid AS  -- pensions and benefits paid
-        SELECT iin,
+        SELECT CAST(iin_text AS BIGINT) AS iin,
                sum(amount) FILTER (WHERE measure = 'age_pension' AND period >= {m3}) / 3
                  AS pension_3m,
                sum(amount) FILTER (WHERE measure NOT IN ('age_pension', 'birth')
                  AND period >= {m3}) / 3 AS benefits_3m
-        FROM payments WHERE period < {d} GROUP BY iin""",
+        FROM payments WHERE period < {d} GROUP BY iin_text""",
     ]
 
 
@@ -244,11 +242,12 @@ def family_sql(d: str) -> str:
         LEFT JOIN paid USING (iin)
         GROUP BY fkey
     )
-    -- the family key is the head's IIN: the family's id and place are the head's
+    -- the family key is the head's IIN: the family's id and place are the head's (read from
+    -- the register here, so that `alive` need not carry them for everyone)
     SELECT hd.person_id AS family_id, hd.region, hd.district, hd.urban, hd.language,
            hd.address_id, agg.fkey, {counts}, youngest_adult_age,
            {", ".join(_MONEY)}, {unpack["working"]} AS working
-    FROM agg JOIN alive hd ON hd.iin = agg.fkey"""
+    FROM agg JOIN population hd ON hd.iin = agg.fkey"""
 
 
 # Asset and debt registry rows go to their family as they are, as one union (one join with
@@ -399,13 +398,46 @@ def card_sql(d: str) -> list[str]:
         "DROP TABLE head_key",
         "DROP TABLE dependants",
         "DROP TABLE couples",
+        "DROP TABLE alive",
         *money_sql(d),
         family_sql(d),
-        "DROP TABLE alive",
         "DROP TABLE earnings",
         "DROP TABLE paid",
         assets_sql(d),
     ]
+
+
+def registry_view(con, path: Path) -> str:
+    """`CREATE VIEW` of an ingested registry for the card step, its IIN columns (`iin`,
+    `*_iin`) as BIGINT: every join and aggregate of the step is keyed on IINs, and 12-digit
+    numbers hash and compare faster than strings (cards at 6.3 M: ≈ 25 % less CPU). Ingestion
+    admits only valid 12-digit IINs, so the cast is exact. The text stays as `iin_text`, for
+    the pseudonym and for registries summed by person before they are joined (cheaper than
+    casting every row)."""
+    scan = f"read_parquet({sql_path(path)})"
+    cols = [row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
+    iins = [c for c in cols if c == "iin" or c.endswith("_iin")]
+    select = "*"
+    if iins:
+        select = f"* REPLACE ({', '.join(f'CAST({c} AS BIGINT) AS {c}' for c in iins)})"
+    if "iin" in iins:
+        select += ", iin AS iin_text"
+    if path.stem == "population" and "person_id" not in cols:  # ingested by an older version
+        select += f", {pseudonym_sql('iin')} AS person_id"
+    return f"CREATE VIEW {path.stem} AS SELECT {select} FROM {scan}"
+
+
+def _check_pseudonym_key(con) -> None:
+    """The population's pseudonyms were made with this run's key (else every id would change)."""
+    (wrong,) = con.execute(
+        "SELECT count(*) FROM (SELECT person_id, iin_text FROM population LIMIT 100) "
+        f"WHERE person_id <> {pseudonym_sql('iin_text')}"
+    ).fetchone()
+    if wrong:
+        raise ValueError(
+            "the population was ingested with another pseudonym key (QAMQOR_PSEUDONYM_KEY):"
+            " run `qamqor ingest` again with this one"
+        )
 
 
 @dataclass(frozen=True)
@@ -432,7 +464,8 @@ def build_cards(data_dir: Path, on: date) -> CardsResult:
         con = connect(memory_limit=limit, temp_directory=spill)
         try:
             for f in sorted(src.glob("*.parquet")):
-                con.execute(f"CREATE VIEW {f.stem} AS SELECT * FROM read_parquet({sql_path(f)})")
+                con.execute(registry_view(con, f))
+            _check_pseudonym_key(con)
             for stmt in card_sql(d):
                 con.execute(stmt)
             with atomic_dir(history / on.isoformat()) as tmp:

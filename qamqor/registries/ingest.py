@@ -5,7 +5,9 @@ Reads ``DIR/registries/<name>.parquet`` (or ``.csv``) for every registry declare
 row against the declared schema inside DuckDB and writes
 
 * ``DIR/ingested/<name>.parquet``: the accepted rows, with the declared column types, in input
-  order (a registry whose file is missing gets an empty file with the declared columns);
+  order (a registry whose file is missing gets an empty file with the declared columns); the
+  population also gets each person's keyed pseudonym ``person_id`` (``qamqor.ids``), which
+  the card and the later steps use instead of hashing the IINs again;
 * ``DIR/quarantine/<name>.parquet``: the rejected rows, every declared column as its original
   text, plus ``reason`` (all failing checks of the row joined with "; ") and ``row_number`` (the
   1-based position of the row in the input file), in input order;
@@ -55,7 +57,7 @@ import duckdb
 
 from qamqor.countries import load_country
 from qamqor.engine import atomic_dir, connect, sql_path
-from qamqor.ids import iin_checksum_sql, iin_consistent_sql
+from qamqor.ids import iin_checksum_sql, iin_consistent_sql, pseudonym_sql
 from qamqor.registries.schemas import BOOL, DATE, INT, MONEY, REGISTRIES, TEXT, Column, Registry
 
 __all__ = ["IngestError", "IngestReport", "RegistryReport", "ingest"]
@@ -445,6 +447,8 @@ class _Job:
 
         with self._step(reg, "accepted rows written"):
             cols = ", ".join(_q(c.name) for c in reg.columns)
+            if reg.name == "population":  # the keyed pseudonym, computed once for every step
+                cols += f", {pseudonym_sql('iin')} AS person_id"
             not_dup = " AND __row NOT IN (SELECT __row FROM dup)" if n_dup else ""
             accepted = self._scalar(
                 f"COPY (SELECT {cols} FROM {checked} WHERE __reason IS NULL{not_dup}"

@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from qamqor.audit.report_html import pct
-from qamqor.card.build import PSEUDONYM_KEY
 from qamqor.cli import app
+from qamqor.ids import PSEUDONYM_KEY
 from qamqor.pipeline import run
 from qamqor.synth.generate import generate
 

@@ -128,7 +128,7 @@ def test_failed_step_leaves_previous_cards(nation: Path) -> None:
 
 def test_card_partition_matches_truth(nation: Path) -> None:
     """Every true family is exactly one card: the SPEC §5 rules find the generator's families."""
-    from qamqor.card.build import PSEUDONYM_KEY
+    from qamqor.ids import PSEUDONYM_KEY
 
     split, merged = (
         duckdb.connect()
