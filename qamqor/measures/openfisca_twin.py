@@ -408,7 +408,7 @@ class carer_disabled_adult_claim(Float64):
 
     def formula(family, period, parameters):
         g1 = family("disabled_group1", period)
-        carer = family("members", period) - g1 - family("pensioners", period) >= 1
+        carer = family("able_bodied", period) >= 1
         return where((g1 >= 1) & carer, 1.40 * family("pm", period), 0.0)
 
 

@@ -121,11 +121,19 @@ def test_breadwinner_loss_by_dependants() -> None:
 def test_carers_are_incompatible_the_larger_stays() -> None:
     # Carer of a disabled child 1.61 x 46,228 = 74,427.08 beats the carer of a group I adult
     # 1.40 x 46,228 = 64,719.20 in the same family: only the first is granted.
-    fam = family(members=3, disabled_children=1, disabled_group1=1, disabled=2)
+    fam = family(members=3, disabled_children=1, disabled_group1=1, disabled=2, able_bodied=1)
     out = entitled(fam)
     assert out["carer_disabled_child"] == 74_427.08
     assert "carer_disabled_adult" not in out
-    assert entitled(family(members=2, disabled_group1=1))["carer_disabled_adult"] == 64_719.2
+    fam = family(members=2, disabled_group1=1, able_bodied=1)
+    assert entitled(fam)["carer_disabled_adult"] == 64_719.2
+
+
+def test_a_carer_of_a_group_i_adult_is_an_able_bodied_adult() -> None:
+    # A group I mother with only her child (or a pensioner) at home: nobody who can care.
+    assert "carer_disabled_adult" not in entitled(family(members=2, disabled_group1=1, children=1))
+    fam = family(members=2, disabled_group1=1, pensioners=1)
+    assert "carer_disabled_adult" not in entitled(fam)
 
 
 def test_birth_and_childcare() -> None:
