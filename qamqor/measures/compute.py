@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
-from qamqor.card.build import _pseudo
+from qamqor.card.build import _pseudo, registry_view
 from qamqor.countries import Country, NotInForceError, load_country
 from qamqor.engine import atomic_dir, connect, run_query, scratch_dir, sql_path
 from qamqor.expressions import check_expression
@@ -79,7 +79,7 @@ def facts_sql(on: date, pension_age_men: float, pension_age_women: float) -> tup
     )
     persons = f"""
     WITH pop AS (
-        SELECT iin, {_pseudo("iin")} AS person_id, birth_date, father_iin, mother_iin,
+        SELECT iin, person_id, birth_date, father_iin, mother_iin,
                death_date IS NOT NULL AND death_date <= {d} AS dead
         FROM population
     ),
@@ -162,7 +162,7 @@ def write_facts(data_dir: Path, on: date, country: Country, out: Path) -> None:
             f = data_dir / "ingested" / f"{t}.parquet"
             if not f.exists():
                 raise FileNotFoundError(f"{f} not found: run `qamqor ingest` first")
-            con.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet({sql_path(f)})")
+            con.execute(registry_view(con, f))  # IINs as BIGINT, the population's person_id
         members = card_path(data_dir, on).with_name("members.parquet")
         con.execute(f"CREATE VIEW members AS SELECT * FROM read_parquet({sql_path(members)})")
         con.execute(f"COPY ({persons}) TO {sql_path(out / 'persons.parquet')} (FORMAT parquet)")
