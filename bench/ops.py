@@ -69,9 +69,10 @@ def _wrk(
     pids: list[int],
     fixed_path: str | None = None,
 ) -> dict:
-    """A closed loop of `clients` connections for `seconds` (wrk, one thread) reading random
-    family cards, or `fixed_path`; with the CPU the server processes used per request."""
-    cmd = ["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--timeout", "30s",
+    """A closed loop of `clients` connections for `seconds` (whole: wrk takes no fractions; one
+    wrk thread) reading random family cards, or `fixed_path`; with the CPU the server processes
+    used per request."""
+    cmd = ["wrk", "-t1", f"-c{clients}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
            "-H", f"Authorization: Bearer {token}", "-s", str(WRK_SCRIPT), base]  # fmt: skip
     env = dict(os.environ, QAMQOR_IDS=str(ids))
     if fixed_path:
