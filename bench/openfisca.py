@@ -26,31 +26,17 @@ import argparse
 import datetime as dt
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from run import measure  # bench/run.py: one way to time a step
 
 STEPS = ("qamqor", "openfisca")
-
-
-def _measure(args: list[str]) -> dict:
-    load_before = os.getloadavg()[0]
-    t = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    if status != 0:
-        raise SystemExit(f"benchmark step failed: {' '.join(args)}")
-    return {
-        "seconds": round(time.perf_counter() - t, 1),
-        "peak_gib": round(usage.ru_maxrss / 2**20, 2),
-        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
-        "load_before": round(load_before, 2),
-        "load_after": round(os.getloadavg()[0], 2),
-    }
 
 
 def _run_date(data_dir: Path) -> dt.date:
@@ -154,7 +140,7 @@ def main() -> None:
         outs = {s: Path(tmp) / f"{s}.parquet" for s in STEPS}
         for s in STEPS:
             args = [sys.executable, __file__, str(data_dir), "--step", s, "--to", str(outs[s])]
-            result[s] = _measure(args)
+            result[s] = measure(args)
             result[s].update(json.loads(outs[s].with_suffix(".json").read_text()))
             print(s, json.dumps(result[s]), flush=True)
         agreement = compare(pq.read_table(outs["qamqor"]), pq.read_table(outs["openfisca"]))

@@ -40,7 +40,8 @@ TARGETS = {
 }
 
 
-def _measure(args: list[str]) -> dict:
+def measure(args: list[str]) -> dict:
+    """Run a command as its own process: wall, peak resident memory, CPU, load around it."""
     load_before = os.getloadavg()[0]
     t = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL)
@@ -114,8 +115,8 @@ def bench(n: int, reuse: bool) -> dict:
         run["reused_nation"] = True
     else:
         shutil.rmtree(work, ignore_errors=True)
-        run["generate"] = _measure([*QAMQOR, "generate", "--out", str(work), "--families", str(n)])
-        run["ingest"] = _measure([*QAMQOR, "ingest", str(work)])
+        run["generate"] = measure([*QAMQOR, "generate", "--out", str(work), "--families", str(n)])
+        run["ingest"] = measure([*QAMQOR, "ingest", str(work)])
         stamp.write_text(current)
     if not (work / "entitlements_history" / PREVIOUS).exists():  # untimed: the run before
         _run([*QAMQOR, "cards", str(work), "--date", PREVIOUS])
@@ -124,7 +125,7 @@ def bench(n: int, reuse: bool) -> dict:
     for step in STEPS:
         if step == "offers":
             (work / "qamqor.db").unlink(missing_ok=True)
-        run[step] = _measure([*QAMQOR, step, str(work)])
+        run[step] = measure([*QAMQOR, step, str(work)])
     run["targets"] = _targets(run)
     return run
 
