@@ -17,6 +17,7 @@ the pairs they name (levels + scores, entitlements + offers).
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import hashlib
 import json
@@ -131,6 +132,11 @@ def bench(n: int, reuse: bool) -> dict:
 
 
 def main() -> None:
+    # no options (sizes and reuse come from the environment), but `--help` must not start a run
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.parse_args()
     sizes = [int(x) for x in os.environ.get("BENCH_FAMILIES", "1000000,6300000").split(",")]
     reuse = os.environ.get("BENCH_REUSE", "1") != "0"
     results = {"machine": _machine(), "runs": []}
