@@ -81,6 +81,16 @@ def session_factory(url: str, upgrade: bool = True) -> sessionmaker[Session]:
     return sessionmaker(engine_for(url, upgrade), expire_on_commit=False)
 
 
+def dispose(url: str) -> None:
+    """Close the pooled connections of `url`'s engine, if the process has one (a test that is
+    done with its database frees the server's connection slots)."""
+    with _LOCK:
+        engine = _ENGINES.pop(url, None)
+        _MIGRATED.discard(url)
+    if engine is not None:
+        engine.dispose()
+
+
 def dispose_all() -> None:
     """Close every pooled connection (tests that drop a database call this first)."""
     with _LOCK:

@@ -10,22 +10,26 @@ from pathlib import Path
 
 import pytest
 
-from qamqor.store.db import dispose_all
+from qamqor.store.db import dispose, dispose_all
 from qamqor.store.pgcluster import cluster, create_database
 
 
 @pytest.fixture(scope="session")
 def pg_server():
-    """A PostgreSQL cluster of our own on a free loopback port, stopped at the end."""
-    with cluster() as url:
+    """A PostgreSQL cluster of our own on a free loopback port, stopped at the end (room for
+    a few engines' pools at once: each may hold up to 50 connections)."""
+    with cluster(settings={"max_connections": "300"}) as url:
         yield url
         dispose_all()
 
 
 @pytest.fixture
 def pg_url(pg_server):
-    """A fresh, empty database on the session's cluster."""
-    return create_database(pg_server, "t_" + uuid.uuid4().hex[:12])
+    """A fresh, empty database on the session's cluster; its pooled connections are closed
+    afterwards (idle pools of earlier tests once filled the server's 100 connection slots)."""
+    url = create_database(pg_server, "t_" + uuid.uuid4().hex[:12])
+    yield url
+    dispose(url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
