@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 
 from qamqor.audit.findings import NOT_PLANTED, TYPES
-from qamqor.ids import PSEUDONYM_KEY
+from qamqor.ids import pseudonym_sql
 
 PLANTED = {  # generator error type -> finding type
     "paid_after_death": "paid_after_death",
@@ -110,8 +110,7 @@ def evaluate(data_dir: Path) -> dict:
     if not (truth / "payment_errors.parquet").exists():
         raise FileNotFoundError(f"{truth}/payment_errors.parquet is missing: no planted truth")
     con = duckdb.connect()
-    key = PSEUDONYM_KEY.replace("'", "''")
-    pid = f"substr(sha256('{key}' || t.iin), 1, 16)"
+    pid = pseudonym_sql("t.iin")
     cases = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in PLANTED.items())
     members = (d / "cards" / "members.parquet").as_posix()
     con.execute(

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 
 from qamqor.engine import atomic_dir
-from qamqor.ids import PSEUDONYM_KEY
+from qamqor.ids import pseudonym_sql
 from qamqor.linkage.identities import PAIRS, same_person
 
 TYPES = (
@@ -88,8 +88,7 @@ def _views(con: duckdb.DuckDBPyConnection, d: Path, on: date | None) -> None:
     }
     for name, path in files.items():
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({_need(path)})")
-    key = PSEUDONYM_KEY.replace("'", "''")
-    con.execute(f"CREATE MACRO pid(iin) AS substr(sha256('{key}' || iin), 1, 16)")
+    con.execute(f"CREATE MACRO pid(iin) AS {pseudonym_sql('iin')}")
     # Everyone paid, once: the pseudonym, the card's family and the population record
     # (`registered`: the IIN is on the register). The rules read the payees' own records here
     # rather than joining the whole register again.

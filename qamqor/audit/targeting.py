@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from qamqor.card.build import _pseudo
 from qamqor.countries import load_country
 from qamqor.engine import connect, sql_path
+from qamqor.ids import pseudonym_sql
 
 SYSTEM = "system"  # every measure assessed, together
 # Not assessed: age pensions are income replacement, part of the true income that defines need.
@@ -73,7 +73,7 @@ def _tables(con, d: Path, lines: dict[str, float]) -> None:
     con.execute(
         f"""
         CREATE TABLE truth AS
-        SELECT {_pseudo("iin")} AS person_id, true_family >= 0 AND alive AS real,
+        SELECT {pseudonym_sql("iin")} AS person_id, true_family >= 0 AND alive AS real,
                coalesce(true_wage, 0) + coalesce(pension, 0) AS income
         FROM read_parquet({_need(d / "truth" / "persons.parquet")});
         CREATE TABLE fam0 AS
@@ -102,7 +102,7 @@ def _tables(con, d: Path, lines: dict[str, float]) -> None:
         SELECT p.measure, p.amount, p.period, m.family_id
         FROM read_parquet({_need(d / "ingested" / "payments.parquet")}) p
         LEFT JOIN read_parquet({sql_path(d / "cards" / "members.parquet")}) m
-          ON m.person_id = {_pseudo("p.iin")};
+          ON m.person_id = {pseudonym_sql("p.iin")};
         CREATE TABLE spend AS
         SELECT family_id, measure, sum(amount) AS amount FROM pay
         WHERE measure NOT IN ({excluded}) GROUP BY ALL

@@ -28,10 +28,10 @@ import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
-from qamqor.card.build import _pseudo, registry_view
 from qamqor.countries import Country, NotInForceError, load_country
 from qamqor.engine import atomic_dir, connect, run_query, scratch_dir, sql_path
 from qamqor.expressions import check_expression
+from qamqor.ids import pseudonym_sql
 from qamqor.levels.compute import card_dates, card_path
 from qamqor.measures.catalogue import (
     FAMILY_FACTS,
@@ -40,6 +40,7 @@ from qamqor.measures.catalogue import (
     Measure,
     load_catalogue,
 )
+from qamqor.registries.views import registry_view
 
 ANNUAL = {"monthly": 12, "quarterly": 4, "once": 1}
 FAMILIES_NATIONAL = 6_300_000  # SPEC §2: families in the Digital Family Card
@@ -485,7 +486,8 @@ def _registry_recipients(data_dir: Path, on: date) -> dict[str, dict]:
             WITH paid AS (
               SELECT DISTINCT iin, measure FROM read_parquet({sql_path(pay)})
               WHERE period >= {d} - INTERVAL 3 MONTH AND period < {d}),
-            ids AS (SELECT iin, {_pseudo("iin")} AS person_id FROM (SELECT DISTINCT iin FROM paid))
+            ids AS (SELECT iin, {pseudonym_sql("iin")} AS person_id
+                    FROM (SELECT DISTINCT iin FROM paid))
             SELECT ids.person_id, paid.measure, m.family_id
             FROM paid JOIN ids USING (iin)
             LEFT JOIN read_parquet({sql_path(members)}) m ON m.person_id = ids.person_id"""

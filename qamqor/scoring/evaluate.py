@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qamqor.card.build import _pseudo
 from qamqor.engine import connect, sql_path
+from qamqor.ids import pseudonym_sql
 
 CURVE_RECALLS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
@@ -28,7 +28,7 @@ def _labels(data_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     con = connect()
     rows = con.execute(
         f"""
-        WITH t AS (SELECT {_pseudo("iin")} AS person_id, hidden_income
+        WITH t AS (SELECT {pseudonym_sql("iin")} AS person_id, hidden_income
                    FROM read_parquet({sql_path(truth)})),
         fam AS (SELECT m.family_id, bool_or(coalesce(t.hidden_income, false)) AS hidden
                 FROM read_parquet({sql_path(members)}) m LEFT JOIN t USING (person_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -147,3 +148,36 @@ def test_card_partition_matches_truth(nation: Path) -> None:
         .fetchone()
     )
     assert (split, merged) == (0, 0)
+
+
+def _ingested_copy(nation: Path, dest: Path, person_id_sql: str | None) -> Path:
+    """`dest` with the nation's ingested registries, the population's `person_id` replaced by
+    `person_id_sql` (None: dropped, as an older version ingested it)."""
+    shutil.copytree(nation / "ingested", dest / "ingested")
+    pop = dest / "ingested" / "population.parquet"
+    cols = "* EXCLUDE (person_id)" + (f", {person_id_sql} AS person_id" if person_id_sql else "")
+    duckdb.sql(f"COPY (SELECT {cols} FROM '{pop}') TO '{pop}.new' (FORMAT parquet)")
+    Path(f"{pop}.new").replace(pop)
+    return dest
+
+
+def test_population_ingested_without_pseudonyms_gives_the_same_cards(nation, tmp_path) -> None:
+    older = _ingested_copy(nation, tmp_path, None)
+    build_cards(older, date(2025, 10, 1))
+    ours = nation / "cards" / "history" / "2025-10-01"
+    for name in ("families.parquet", "members.parquet"):
+        a, b = f"'{ours / name}'", f"'{older / 'cards' / name}'"
+        [(extra, missing)] = duckdb.sql(
+            f"SELECT (SELECT count(*) FROM (FROM {a} EXCEPT ALL FROM {b})),"
+            f" (SELECT count(*) FROM (FROM {b} EXCEPT ALL FROM {a}))"
+        ).fetchall()
+        assert (extra, missing) == (0, 0), name
+
+
+def test_population_ingested_with_another_key_is_refused(nation, tmp_path) -> None:
+    other = _ingested_copy(nation, tmp_path, "substr(sha256('another-key' || iin), 1, 16)")
+    with pytest.raises(ValueError, match="another pseudonym key"):
+        build_cards(other, date(2025, 10, 1))
+    result = CliRunner().invoke(app, ["cards", str(other), "--date", "2025-10-01"])
+    assert result.exit_code != 0 and "QAMQOR_PSEUDONYM_KEY" in result.output
+    assert not (other / "cards" / "families.parquet").exists()
