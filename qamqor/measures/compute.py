@@ -30,7 +30,7 @@ from sqlglot import exp
 
 from qamqor.countries import Country, NotInForceError, load_country
 from qamqor.engine import atomic_dir, connect, run_query, scratch_dir, sql_path
-from qamqor.expressions import check_expression
+from qamqor.expressions import check_expression, names_used
 from qamqor.ids import pseudonym_sql
 from qamqor.levels.compute import card_dates, card_path
 from qamqor.measures.catalogue import (
@@ -68,6 +68,10 @@ def expr_sql(text: str, names: tuple[str, ...]) -> str:
 
 # --- 1. person and family facts -----------------------------------------------------------------
 
+# A pseudonym (16 hex characters) as the 64-bit number it spells: the join of the card's
+# members with the register compares numbers, not strings (one to one, so the same rows).
+_KEY = "CAST('0x' || {} AS UBIGINT)"
+
 
 def facts_sql(on: date, pension_age_men: float, pension_age_women: float) -> tuple[str, str]:
     """Two SELECTs (DuckDB, over the ingested registries and `members`): per-person facts and
@@ -79,11 +83,16 @@ def facts_sql(on: date, pension_age_men: float, pension_age_women: float) -> tup
         f"THEN 1 ELSE 0 END)"
     )
     persons = f"""
-    WITH pop AS (
-        SELECT iin, person_id, birth_date, father_iin, mother_iin,
-               death_date IS NOT NULL AND death_date <= {d} AS dead
-        FROM population
+    -- the card's members with their register rows first (both sides narrow), then the facts
+    WITH p AS MATERIALIZED (
+        SELECT m.person_id, m.family_id, m.role, m.sex, m.age,
+               r.iin, r.birth_date, r.father_iin, r.mother_iin
+        FROM members m
+        JOIN (SELECT iin, {_KEY.format("person_id")} AS pkey, birth_date, father_iin, mother_iin
+              FROM population) r ON r.pkey = {_KEY.format("m.person_id")}
     ),
+    -- the deceased only (a few per cent of the register): the parents are looked up in them
+    dead AS (SELECT iin FROM population WHERE death_date <= {d}),
     -- birth order among the mother's children (by birth date, then IIN): the window runs over
     -- the people with a registered mother only (the others are first), not the whole register
     sib AS (
@@ -111,21 +120,20 @@ def facts_sql(on: date, pension_age_men: float, pension_age_women: float) -> tup
             WHERE full_time AND level IN ('college', 'university')),
     asp AS (SELECT iin, sum(amount) / 3 AS asp_3m FROM payments
             WHERE measure = 'asp' AND period >= {m3} AND period < {d} GROUP BY iin)
-    SELECT m.person_id, m.family_id, m.role AS person_role, m.sex AS person_sex,
-           m.age AS person_age, {months} AS person_age_months,
+    SELECT p.person_id, p.family_id, p.role AS person_role, p.sex AS person_sex,
+           p.age AS person_age, {months} AS person_age_months,
            coalesce(h.disability_group, 0) AS person_disability_group,
            stu.iin IS NOT NULL AS person_student,
-           (m.sex = 'M' AND m.age >= {pension_age_men})
-             OR (m.sex = 'F' AND m.age >= {pension_age_women}) AS person_pension_age,
+           (p.sex = 'M' AND p.age >= {pension_age_men})
+             OR (p.sex = 'F' AND p.age >= {pension_age_women}) AS person_pension_age,
            ins.iin IS NOT NULL AS person_insured,
            mi.iin IS NOT NULL AS person_mother_insured,
            aw.award AS person_award,
            coalesce(sib.birth_order, 1) AS person_birth_order,
            coalesce(h.long_ill, FALSE) AS person_long_ill,
-           coalesce(f.dead, FALSE) OR coalesce(mo.dead, FALSE) AS person_parent_died,
+           f.iin IS NOT NULL OR mo.iin IS NOT NULL AS person_parent_died,
            coalesce(asp.asp_3m, 0) AS asp_3m
-    FROM members m
-    JOIN pop p ON p.person_id = m.person_id
+    FROM p
     LEFT JOIN h ON h.iin = p.iin
     LEFT JOIN ins ON ins.iin = p.iin
     LEFT JOIN ins mi ON mi.iin = p.mother_iin
@@ -133,8 +141,8 @@ def facts_sql(on: date, pension_age_men: float, pension_age_women: float) -> tup
     LEFT JOIN stu ON stu.iin = p.iin
     LEFT JOIN asp ON asp.iin = p.iin
     LEFT JOIN sib ON sib.iin = p.iin
-    LEFT JOIN pop f ON f.iin = p.father_iin
-    LEFT JOIN pop mo ON mo.iin = p.mother_iin"""
+    LEFT JOIN dead f ON f.iin = p.father_iin
+    LEFT JOIN dead mo ON mo.iin = p.mother_iin"""
     families = """
     SELECT family_id,
            count(*) FILTER (WHERE person_parent_died AND person_role = 'child'
@@ -263,8 +271,9 @@ def parameters_sql(country: Country, on: date, line: PovertyLine) -> str:
 PERSON_COLUMNS = tuple(PERSON_FACTS)
 
 
-def base_sql(country: Country, on: date, line: PovertyLine) -> str:
-    """CTEs `fam` (card + family facts + dated values) and `per` (persons x their family)."""
+def base_sql(country: Country, on: date, line: PovertyLine, persons_where: str = "TRUE") -> str:
+    """CTEs `fam` (card + family facts + dated values) and `per` (persons x their family;
+    only the persons that meet `persons_where`, a condition on their own facts)."""
     facts = ", ".join(
         f"coalesce(x.{k}, {_num(0) if v == 'float' else 0}) AS {k}"
         for k, v in FAMILY_FACTS.items()
@@ -279,7 +288,7 @@ WITH fam0 AS (
   SELECT *, income_per_capita_3m - asp_3m / members AS income_for_asp FROM fam0
 ), per AS (
   SELECT p.person_id, {person}, f.*
-  FROM persons p JOIN fam f ON f.family_id = p.family_id
+  FROM (SELECT * FROM persons WHERE {persons_where}) p JOIN fam f ON f.family_id = p.family_id
 )"""
 
 
@@ -306,6 +315,43 @@ def rule_sql(m: Measure, switches: dict[str, bool] | None = None) -> Rule:
         tuple((c.id, expr_sql(c.when, m.names)) for c in active_conditions(m, switches)),
         expr_sql(m.amount, m.names),
     )
+
+
+def person_prefilter(
+    measures: list[Measure], switches: dict[str, bool], values: dict[str, float | None]
+) -> str:
+    """A condition on a person's own facts that every recipient of a person-level measure meets:
+    for each measure, its active conditions that read only person facts and national dated
+    values (as literals), joined by AND; the measures joined by OR. `per` then joins only
+    these persons to their families (at 6.3 M: ≈ 3.8 M of 19 M people) instead of all."""
+    known = {k for k, v in values.items() if v is not None}
+    arms = []
+    for m in measures:
+        if m.level != "person":
+            continue
+        own = []
+        for c in active_conditions(m, switches):
+            tree = check_expression(c.when, m.names)
+            used = names_used(tree)
+            if used <= set(PERSON_FACTS) | known:
+                own.append(_with_values(tree, values))
+        if not own:  # nothing to narrow the persons by: every person is a candidate
+            return "TRUE"
+        arms.append("(" + " AND ".join(own) + ")")
+    return " OR ".join(arms) or "FALSE"
+
+
+def _with_values(tree: exp.Expression, values: dict[str, float | None]) -> str:
+    """An expression as `expr_sql` writes it, with dated values replaced by their literals."""
+
+    def swap(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and node.name in values:
+            return sqlglot.parse_one(f"CAST({float(values[node.name])!r} AS DOUBLE)")
+        if isinstance(node, exp.Literal) and not node.is_string:
+            return sqlglot.parse_one(f"CAST({node.this} AS DOUBLE)")
+        return node
+
+    return f"({tree.copy().transform(swap).sql('duckdb')})"
 
 
 def measure_sql(m: Measure, switches: dict[str, bool] | None = None) -> str:
@@ -344,7 +390,8 @@ WHERE NOT EXISTS (
   WHERE d.family_id = c.family_id AND ({clash})
     AND (c.person_id IS NULL OR d.person_id IS NULL OR c.person_id = d.person_id)
     AND (d.amount > c.amount OR (d.amount = c.amount AND d.measure < c.measure)))"""
-    return f"""{base_sql(country, on, line)}, cand AS (
+    where = person_prefilter(measures, switches or {}, parameters(country, on, line))
+    return f"""{base_sql(country, on, line, where)}, cand AS (
   SELECT * FROM (
   {union}
   ) u WHERE amount > 0

@@ -17,8 +17,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    Column,
+    Connection,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 
 from qamqor.countries import NotInForceError, load_country
 from qamqor.engine import connect, sql_path
@@ -114,8 +127,9 @@ def _param(country, name: str, on: date) -> float:
 
 
 def find_candidates(data_dir: Path, on: date, previous: date, country: str = "kz") -> list[dict]:
-    """Rows (family_id, person_id, region, measure, kind, amount, period, language, key_date)
-    newly due an offer on `on` compared with `previous`."""
+    """Rows (family_id, person_id, region, measure, kind, amount, period, language, key_date,
+    message) newly due an offer on `on` compared with `previous`: today's entitlements to a
+    proactive measure that the previous run did not have, then the advance notices."""
     data_dir = Path(data_dir)
     cat = load_catalogue(country)
     c = load_country(country)
@@ -125,19 +139,23 @@ def find_candidates(data_dir: Path, on: date, previous: date, country: str = "kz
     before = sql_path(hist / previous.isoformat() / "entitlements.parquet")
     families = sql_path(card_path(data_dir, on))
     members = sql_path(card_path(data_dir, on).with_name("members.parquet"))
+    cards = f"(SELECT family_id, region, language FROM read_parquet({families}))"
     con = connect()
     ids = ", ".join(f"'{m}'" for m in proactive) or "NULL"
-    new = con.execute(
+    # A hash anti join on (family, measure, person) of the two runs' proactive rows, then the
+    # cards' language of the few rows left: 4x faster on 5.4 M entitlements than a NOT EXISTS
+    # after the join with the cards.
+    rows = con.execute(
         f"""SELECT t.family_id, t.person_id, t.region, t.measure, 'entitlement' AS kind,
                    t.amount, t.period, f.language, DATE '{on.isoformat()}' AS key_date
-            FROM read_parquet({today}) t
-            LEFT JOIN read_parquet({families}) f USING (family_id)
-            WHERE t.measure IN ({ids}) AND NOT EXISTS (
-              SELECT 1 FROM read_parquet({before}) p
-              WHERE p.family_id = t.family_id AND p.measure = t.measure
-                AND coalesce(p.person_id, '') = coalesce(t.person_id, ''))"""
+            FROM (SELECT family_id, person_id, region, measure, amount, period
+                  FROM read_parquet({today}) WHERE measure IN ({ids})) t
+            ANTI JOIN (SELECT family_id, measure, coalesce(person_id, '') AS person_key
+                       FROM read_parquet({before}) WHERE measure IN ({ids})) p
+              ON p.family_id = t.family_id AND p.measure = t.measure
+                AND p.person_key = coalesce(t.person_id, '')
+            LEFT JOIN {cards} f ON f.family_id = t.family_id"""
     ).fetchall()
-    rows = [dict(zip(_COLUMNS, r, strict=True)) for r in new]
     pop = data_dir / "ingested" / "population.parquet"
     if "age_pension" in proactive and pop.exists():
         horizon = _add_months(on, ADVANCE_MONTHS)
@@ -150,7 +168,7 @@ def find_candidates(data_dir: Path, on: date, previous: date, country: str = "kz
         # Came within 3 months of pension age since the previous run, not there yet.
         # the window of due dates is tested before the keyed hash: a few thousand people are
         # hashed instead of the whole register
-        adv = con.execute(
+        rows += con.execute(
             f"""WITH due AS (
                   SELECT iin, birth_date + to_months(
                            CASE WHEN sex = 'M' THEN {men} ELSE {women} END) AS due
@@ -161,52 +179,124 @@ def find_candidates(data_dir: Path, on: date, previous: date, country: str = "kz
                   WHERE due > {d} AND due <= {h} AND due > {p3})
                 SELECT m.family_id, m.person_id, f.region, 'age_pension', 'advance_notice',
                        {amount!r}, 'monthly', f.language, CAST(p.due AS DATE)
-                FROM read_parquet({members}) m JOIN p USING (person_id)
-                LEFT JOIN read_parquet({families}) f USING (family_id)"""
+                FROM (SELECT family_id, person_id FROM read_parquet({members})) m
+                JOIN p USING (person_id)
+                LEFT JOIN {cards} f ON f.family_id = m.family_id"""
         ).fetchall()
-        rows += [dict(zip(_COLUMNS, r, strict=True)) for r in adv]
     names = {m.id: m.name for m in cat.measures}
-    for r in rows:
-        r["key_date"] = r["key_date"] if isinstance(r["key_date"], date) else on
-        r["language"] = r["language"] or "en"
-        r["message"] = message(
-            r["language"],
-            r["kind"],
-            names[r["measure"]],
-            r["amount"],
-            r["period"],
-            r["key_date"] if r["kind"] != "entitlement" else None,
+    texts: dict[tuple, str] = {}  # one message per distinct wording, not one per row
+    out = []
+    for family_id, person_id, region, measure, kind, amount, period, language, key_date in rows:
+        language = language or "en"
+        key_date = key_date if isinstance(key_date, date) else on
+        due = key_date if kind != "entitlement" else None
+        # 0.0 == -0.0 but they print differently: key a zero amount by its text
+        wording = (language, kind, measure, amount if amount else str(amount), period, due)
+        text = texts.get(wording)
+        if text is None:
+            text = texts[wording] = message(language, kind, names[measure], amount, period, due)
+        out.append(
+            {
+                "family_id": family_id,
+                "person_id": person_id,
+                "region": region,
+                "measure": measure,
+                "kind": kind,
+                "amount": amount,
+                "period": period,
+                "language": language,
+                "key_date": key_date,
+                "message": text,
+            }
         )
-    return rows
-
-
-_COLUMNS = (
-    "family_id",
-    "person_id",
-    "region",
-    "measure",
-    "kind",
-    "amount",
-    "period",
-    "language",
-    "key_date",
-)
+    return out
 
 
 def offer_key(r: dict) -> str:
     return f"{r['family_id']}:{r['person_id'] or '-'}:{r['measure']}:{r['key_date'].isoformat()}"
 
 
-def _insert_ignoring_duplicates(s: Session, rows: list[dict]) -> None:
-    dialect = s.get_bind().dialect.name
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    elif dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:  # checked in the same transaction just before; the UNIQUE key guards the rest
-        s.execute(insert(Offer), rows)
+# The day's candidates, for the store to look up through its own indexes (see _already_offered).
+_CANDIDATES = Table(
+    "offer_candidates",
+    MetaData(),
+    Column("offer_key", String(200), nullable=False),
+    Column("family_id", String(32), nullable=False),
+    Column("person_key", String(32), nullable=False),  # person_id, '' for a family's offer
+    Column("measure", String(64), nullable=False),
+    prefixes=["TEMPORARY"],
+)
+INSERT_BATCH = 10_000  # rows per INSERT statement (or executemany)
+
+
+def _insert_rows(
+    conn: Connection, table: Table, rows: list[dict], unique: str | None = None
+) -> None:
+    """INSERT `rows` (dicts with the same keys) into `table`, INSERT_BATCH at a time; with
+    `unique`, a row whose value of that UNIQUE column is already there is skipped (ON CONFLICT
+    DO NOTHING). PostgreSQL gets one INSERT ... SELECT over unnest()ed column arrays per batch
+    (measured 1.6x faster than its executemany for offers, 3x for the candidates), SQLite an
+    executemany."""
+    if not rows:
         return
-    s.execute(dialect_insert(Offer).on_conflict_do_nothing(index_elements=["offer_key"]), rows)
+    names = list(rows[0])
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        # String(n) arrays as text[]: the column's own length is checked on assignment
+        arrays = [
+            cast(bindparam(n), ARRAY(Text() if isinstance(t, String) else t))
+            for n, t in ((n, table.c[n].type) for n in names)
+        ]
+        source = func.unnest(*arrays).table_valued(*names).render_derived()
+        stmt = pg_insert(table).from_select(names, select(source))
+        if unique:
+            stmt = stmt.on_conflict_do_nothing(index_elements=[unique])
+        for i in range(0, len(rows), INSERT_BATCH):
+            batch = rows[i : i + INSERT_BATCH]
+            conn.execute(stmt, {n: [r[n] for r in batch] for n in names})
+        return
+    if dialect == "sqlite" and unique:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=[unique])
+    else:  # other dialects: `unique` checked in the same transaction; the constraint guards
+        stmt = insert(table)
+    for i in range(0, len(rows), INSERT_BATCH):
+        conn.execute(stmt, rows[i : i + INSERT_BATCH])
+
+
+def _already_offered(
+    conn: Connection, rows: list[dict]
+) -> tuple[set[str], set[tuple[str, str, str]]]:
+    """The candidates' offer keys already in the store, and their (family, person or '',
+    measure) with an open or consented offer. The candidates go into a temporary table, looked
+    up through the UNIQUE offer key and the family index: time in proportion to the candidates,
+    whatever the size of the store (SQLite and PostgreSQL; the table goes with the transaction
+    if it fails, and is dropped at the end otherwise)."""
+    if not rows:
+        return set(), set()
+    c = _CANDIDATES.c
+    _CANDIDATES.create(conn)
+    distinct = {(r["offer_key"], r["family_id"], r["person_id"] or "", r["measure"]) for r in rows}
+    _insert_rows(conn, _CANDIDATES, [dict(zip(c.keys(), x, strict=True)) for x in distinct])
+    taken = set(
+        conn.scalars(select(c.offer_key).where(exists().where(Offer.offer_key == c.offer_key)))
+    )
+    blocking = exists().where(
+        Offer.family_id == c.family_id,
+        Offer.measure == c.measure,
+        func.coalesce(Offer.person_id, "") == c.person_key,
+        Offer.status.in_((*OPEN_STATUSES, "consented")),
+    )
+    live = {
+        (f, p, m)
+        for f, p, m in conn.execute(select(c.family_id, c.person_key, c.measure).where(blocking))
+    }
+    _CANDIDATES.drop(conn)
+    return taken, live
 
 
 def create_offers(
@@ -246,27 +336,10 @@ def create_offers(
         ).rowcount
         for r in rows:
             r["offer_key"] = offer_key(r)
-        keys = {r["offer_key"] for r in rows}
-        taken: set[str] = set()
-        key_list = sorted(keys)
-        for i in range(0, len(key_list), 500):
-            taken |= set(
-                s.scalars(select(Offer.offer_key).where(Offer.offer_key.in_(key_list[i : i + 500])))
-            )
+        conn = s.connection()
         # One live offer per (family, person, measure): an open or consented one blocks a new one
         # (e.g. the age pension once its advance notice is out).
-        live: set[tuple[str, str, str]] = set()
-        fams = sorted({r["family_id"] for r in rows})
-        for i in range(0, len(fams), 500):
-            live |= {
-                (f, p or "", m)
-                for f, p, m in s.execute(
-                    select(Offer.family_id, Offer.person_id, Offer.measure).where(
-                        Offer.status.in_((*OPEN_STATUSES, "consented")),
-                        Offer.family_id.in_(fams[i : i + 500]),
-                    )
-                )
-            }
+        taken, live = _already_offered(conn, rows)
         fresh, seen = [], set()
         for r in rows:
             k = (r["family_id"], r["person_id"] or "", r["measure"])
@@ -274,19 +347,20 @@ def create_offers(
                 result.already += 1
                 continue
             seen.add(k)
-            fresh.append(
-                {
-                    **r,
-                    "status": "pending",
-                    "created_on": on,
-                    "status_on": on,
-                    "previous_run": result.previous,
-                    "created_at": now,
-                    "amount": round(float(r["amount"]), 2),
-                }
-            )
-        if fresh:
-            _insert_ignoring_duplicates(s, fresh)
+            fresh.append(r)
+        common = {
+            "status": "pending",
+            "created_on": on,
+            "status_on": on,
+            "previous_run": result.previous,
+            "created_at": now,
+        }
+        _insert_rows(
+            conn,
+            Offer.__table__,
+            [{**r, **common, "amount": round(float(r["amount"]), 2)} for r in fresh],
+            unique="offer_key",
+        )
         result.created = dict(sorted(Counter(r["measure"] for r in fresh).items()))
     return result
 

@@ -194,8 +194,7 @@ def features_sql(card_columns: set[str]) -> str:
       count(*) OVER {window} AS household_families,
       {others_sql}
     FROM c
-    ORDER BY family_id
-    """
+    """  # unsorted: `_features` orders the rows by family_id (in NumPy, a sort of one key)
 
 
 TRAINING_POPULATION = (
@@ -230,7 +229,9 @@ def informal_sign(f: pd.DataFrame) -> np.ndarray:
 
 def fold_of(family_ids: pd.Series) -> np.ndarray:
     """A family's fold (FOLDS = 2): the parity of its id's last hex digit, fixed for life."""
-    return family_ids.str[-1].isin(list("13579bdfBDF")).to_numpy().astype(np.int64)
+    last = pc.utf8_slice_codeunits(pa.array(family_ids, pa.string()), -1)
+    odd = pc.is_in(last, value_set=pa.array(list("13579bdfBDF")))
+    return odd.to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _target(f: pd.DataFrame) -> np.ndarray:
@@ -248,14 +249,19 @@ class Model:
     meta: dict
 
     def matrix(self, f: pd.DataFrame) -> np.ndarray:
-        cols = []
-        for name in FEATURES:
+        """The feature matrix (float64, NaN where missing), filled column by column."""
+        x = np.empty((len(f), len(FEATURES)))
+        for j, name in enumerate(FEATURES):
             if name in CATEGORICAL:
-                codes = pd.Categorical(f[name], categories=self.vocab[name]).codes
-                cols.append(np.where(codes < 0, np.nan, codes).astype(float))
+                col = f[name]
+                if isinstance(col.dtype, pd.CategoricalDtype):  # a recode of the codes
+                    codes = col.cat.set_categories(self.vocab[name]).cat.codes.to_numpy()
+                else:
+                    codes = pd.Categorical(col, categories=self.vocab[name]).codes
+                x[:, j] = np.where(codes < 0, np.nan, codes)
             else:
-                cols.append(pd.to_numeric(f[name], errors="coerce").to_numpy(float))
-        return np.column_stack(cols) if cols else np.empty((len(f), 0))
+                x[:, j] = pd.to_numeric(f[name], errors="coerce").to_numpy(float, na_value=np.nan)
+        return x
 
     def save(self, folder: Path) -> None:
         with atomic_dir(folder) as tmp:
@@ -314,7 +320,7 @@ def model_version() -> str:
 
 
 def vocabularies(f: pd.DataFrame) -> dict[str, list[str]]:
-    return {c: sorted(f[c].dropna().astype(str).unique().tolist()) for c in CATEGORICAL}
+    return {c: sorted(str(v) for v in pd.unique(f[c].dropna())) for c in CATEGORICAL}
 
 
 def training_rows(f: pd.DataFrame) -> list[np.ndarray]:
@@ -414,7 +420,7 @@ class Memo:
     ids: pa.Array
     hashes: np.ndarray
     raw: dict[str, np.ndarray]  # expected, scale: the models' raw outputs
-    explained: pd.DataFrame  # EXPLAINED columns, one row per family (None/NaN if not explained)
+    explained: pa.Table  # EXPLAINED columns, one row per family (null if not explained)
 
     FILE = "memo.parquet"
 
@@ -432,7 +438,7 @@ class Memo:
             t.column("family_id").combine_chunks(),
             t.column("row_hash").to_numpy(),
             {k: t.column(k).to_numpy() for k in ("expected", "scale")},
-            t.select(list(EXPLAINED)).to_pandas(),
+            t.select(list(EXPLAINED)).combine_chunks(),
         )
 
     @staticmethod
@@ -455,13 +461,12 @@ def predict(
     f: pd.DataFrame,
     explain: np.ndarray | None = None,
     memo: Memo | None = None,
-) -> pd.DataFrame:
+) -> Prediction:
     """Expected income, standardised gap, flag and the top 3 signals of the families in
     `explain` (a boolean mask; default: the flagged ones, the only ones the batch explains).
 
     With a `memo` of the same model, families whose feature rows are unchanged take their
-    predictions and signals from it. The result has `attrs["row_hash"]` and `attrs["raw"]`
-    (what `Memo.save` keeps) and `attrs["reused"]` (families taken from the memo).
+    predictions and signals from it. Returns the output table with what `Memo.save` keeps.
     """
     y = _target(f)
     fold = fold_of(f["family_id"])
@@ -472,7 +477,7 @@ def predict(
     hashes = np.zeros(len(f), dtype=np.uint64)
     same = np.zeros(len(f), dtype=bool)  # an unchanged feature row found in the memo
     if memo is not None:
-        at = pc.index_in(pa.array(f["family_id"].to_numpy()), value_set=memo.ids)
+        at = pc.index_in(pa.array(f["family_id"], pa.string()), value_set=memo.ids)
         at = at.fill_null(-1).to_numpy()
     for start in range(0, len(f), CHUNK):  # the feature matrix a chunk at a time
         part = slice(start, start + CHUNK)
@@ -497,91 +502,100 @@ def predict(
     informal = informal_sign(f)
     score = z + model.meta["informal_weight"] * informal
     flag = earners & (score >= model.meta["threshold"])
-    out = pd.DataFrame(
-        {
-            "family_id": f["family_id"].to_numpy(),
-            "declared_income": f["declared_income"].to_numpy(float),
-            "declared_earned_income": f["earned_income"].to_numpy(float),
-            "expected_income": np.round(np.exp(expected), 0),
-            "gap_log": expected - y,
-            "typical_gap_log": scale,
-            "z": z,
-            "informal_sign": informal,
-            "hidden_income_score": score,
-            "observed": observed(f),
-            "hidden_income_flag": flag,
-        }
-    )
+    columns: dict[str, pa.Array] = {
+        "family_id": pa.array(f["family_id"], pa.string()),
+        "declared_income": pa.array(f["declared_income"].to_numpy(float)),
+        "declared_earned_income": pa.array(f["earned_income"].to_numpy(float)),
+        "expected_income": pa.array(np.round(np.exp(expected), 0)),
+        "gap_log": pa.array(expected - y),
+        "typical_gap_log": pa.array(scale),
+        "z": pa.array(z),
+        "informal_sign": pa.array(informal),
+        "hidden_income_score": pa.array(score),
+        "observed": pa.array(observed(f)),
+        "hidden_income_flag": pa.array(flag),
+    }
     wanted = flag if explain is None else explain & earners
-    _explain(
-        model,
-        f,
-        fold,
-        out,
-        wanted,
-        memo,
-        same if memo is not None else None,
-        at if memo is not None else None,
+    columns |= _explain(
+        model, f, fold, columns, wanted, memo, same if memo else None, at if memo else None
     )
-    out.attrs.update(row_hash=hashes, raw=raw, reused=int(same.sum()))
-    return out
+    return Prediction(pa.table(columns), hashes, raw, int(same.sum()))
+
+
+@dataclass
+class Prediction:
+    """`predict`'s output table (one row per family, in the order of the features) and what
+    `Memo.save` keeps: each family's feature-row hash and the models' raw outputs."""
+
+    table: pa.Table
+    row_hash: np.ndarray
+    raw: dict[str, np.ndarray]
+    reused: int  # families taken from the memo
 
 
 def _explain(
     model: Model,
     f: pd.DataFrame,
     fold: np.ndarray,
-    out,
+    out: dict[str, pa.Array],
     explain: np.ndarray,
     memo: Memo | None = None,
     same: np.ndarray | None = None,
     at: np.ndarray | None = None,
-) -> None:
-    """SHAP contributions (`pred_contrib`) of the families in `explain` only: they cost about
+) -> dict[str, pa.Array]:
+    """The EXPLAINED columns and `explanation`, null except for the families in `explain`.
+
+    SHAP contributions (`pred_contrib`) are computed for those families only: they cost about
     a millisecond a family, the rest of the prediction a few microseconds. Families already
-    explained in the memo with the same feature row keep their signals."""
+    explained in the memo with the same feature row keep their signals. The work and the
+    Python objects are for the explained rows alone; they are scattered into whole columns
+    at the end (an Arrow `take` with nulls elsewhere).
+    """
     names = list(FEATURES)
-    n = len(f)
-    signal = [np.full(n, None, dtype=object) for _ in range(3)]
-    value = [np.full(n, None, dtype=object) for _ in range(3)]
-    effect = [np.full(n, np.nan) for _ in range(3)]
-    text = np.full(n, None, dtype=object)
+    rows = np.nonzero(explain)[0]  # the explained families' positions, ascending
+    m = len(rows)
+    signal = [np.full(m, None, dtype=object) for _ in range(3)]
+    value = [np.full(m, None, dtype=object) for _ in range(3)]
+    effect = [np.full(m, np.nan) for _ in range(3)]
     context = np.isin(names, CONTEXT)
-    context_effect = np.full(n, np.nan)
-    todo = explain.copy()
-    if memo is not None:
-        old = explain & same
-        old &= memo.explained["signal_1"].notna().to_numpy()[np.maximum(at, 0)]
-        rows = np.nonzero(old)[0]
-        prev = memo.explained.iloc[at[rows]]
+    context_effect = np.full(m, np.nan)
+    todo = np.ones(m, dtype=bool)
+    if memo is not None and same is not None and at is not None:
+        prev_at = at[rows]
+        known = memo.explained.column("signal_1").is_valid().to_numpy(zero_copy_only=False)
+        old = np.nonzero(same[rows] & known[np.maximum(prev_at, 0)])[0]
+        prev = memo.explained.take(pa.array(prev_at[old]))
         for j in range(3):
-            signal[j][rows] = prev[f"signal_{j + 1}"].to_numpy(object)
-            value[j][rows] = prev[f"value_{j + 1}"].to_numpy(object)
-            effect[j][rows] = prev[f"effect_{j + 1}"].to_numpy(float)
-        context_effect[rows] = prev["context_effect"].to_numpy(float)
-        todo &= ~old
+            signal[j][old] = prev.column(f"signal_{j + 1}").to_numpy(zero_copy_only=False)
+            value[j][old] = prev.column(f"value_{j + 1}").to_numpy(zero_copy_only=False)
+            effect[j][old] = prev.column(f"effect_{j + 1}").to_numpy(zero_copy_only=False)
+        context_effect[old] = prev.column("context_effect").to_numpy(zero_copy_only=False)
+        todo[old] = False
     for k in range(FOLDS):
-        rows = np.nonzero(todo & (fold == k))[0]
-        if not len(rows):
+        pick = np.nonzero(todo & (fold[rows] == k))[0]
+        if not len(pick):
             continue
-        sub = f.iloc[rows]
+        sub = f.iloc[rows[pick]]
         contrib = model.mean[k].predict(
             model.matrix(sub), pred_contrib=True, num_threads=PREDICT_THREADS
         )[:, :-1]
-        context_effect[rows] = contrib[:, context].sum(axis=1)
+        context_effect[pick] = contrib[:, context].sum(axis=1)
         ranked = np.where(context, -np.inf, contrib)
         top = np.argsort(-ranked, axis=1, kind="stable")[:, :3]
         shown = sub[names].to_numpy(object)
-        at = np.arange(len(rows))
+        i = np.arange(len(pick))
         for j in range(3):
             idx = top[:, j]
-            signal[j][rows] = [names[i] for i in idx]
-            value[j][rows] = [_show(v) for v in shown[at, idx]]
-            effect[j][rows] = contrib[at, idx]
-    declared, expected = out["declared_earned_income"].to_numpy(), out["expected_income"].to_numpy()
-    benefits = out["declared_income"].to_numpy() - declared
-    z, informal = out["z"].to_numpy(), out["informal_sign"].to_numpy()
-    for r in np.nonzero(explain)[0]:
+            signal[j][pick] = [names[c] for c in idx]
+            value[j][pick] = [_show(v) for v in shown[i, idx]]
+            effect[j][pick] = contrib[i, idx]
+    declared = out["declared_earned_income"].to_numpy()[rows]
+    expected = out["expected_income"].to_numpy()[rows]
+    benefits = out["declared_income"].to_numpy()[rows] - declared
+    z = out["z"].to_numpy()[rows]
+    informal = out["informal_sign"].to_numpy()[rows]
+    text = np.full(m, None, dtype=object)
+    for r in range(m):
         parts = [
             f"{FEATURES[signal[j][r]]} {value[j][r]} (×{np.exp(effect[j][r]):.2f})"
             for j in range(3)
@@ -595,15 +609,21 @@ def _explain(
             f"{head}; driven by: {', '.join(parts)}; family composition, place and "
             f"co-residents ×{np.exp(context_effect[r]):.2f}"
         )
-    columns = {}
+    position = np.full(len(explain), -1, dtype=np.int64)
+    position[rows] = np.arange(m)
+    scatter = pa.array(position, mask=position < 0)
+
+    def whole(values: np.ndarray, kind: pa.DataType) -> pa.Array:
+        return pa.array(values, kind).take(scatter)
+
+    columns: dict[str, pa.Array] = {}
     for j in range(3):
-        columns[f"signal_{j + 1}"] = signal[j]
-        columns[f"value_{j + 1}"] = value[j]
-        columns[f"effect_{j + 1}"] = effect[j]
-    columns["context_effect"] = context_effect
-    columns["explanation"] = text
-    added = pd.DataFrame(columns, index=out.index)
-    out[list(columns)] = added  # one assignment (column by column it took seconds at 6.3 M)
+        columns[f"signal_{j + 1}"] = whole(signal[j], pa.string())
+        columns[f"value_{j + 1}"] = whole(value[j], pa.string())
+        columns[f"effect_{j + 1}"] = whole(effect[j], pa.float64())
+    columns["context_effect"] = whole(context_effect, pa.float64())
+    columns["explanation"] = whole(text, pa.string())
+    return columns
 
 
 def _show(v) -> str:
@@ -639,10 +659,43 @@ def _features(card: Path, engine: str, scratch: Path, where: str = "") -> pd.Dat
         )
     try:
         run_query(sql, {"card_file" if where else "card": card}, tmp, engine=engine)
-        # self_destruct: Arrow buffers are freed as columns are converted (one copy at a time)
-        return pq.read_table(tmp).to_pandas(self_destruct=True, split_blocks=True)
+        # (written and read back: DuckDB's own Arrow export measured slower to convert to
+        # pandas, and it held the result twice.) The categorical features are read as
+        # dictionaries, so pandas gets categories that the matrix recodes cheaply.
+        table = pq.read_table(tmp, read_dictionary=list(CATEGORICAL))
     finally:
         tmp.unlink(missing_ok=True)
+    # self_destruct: Arrow buffers are freed as columns are converted (one copy at a time)
+    f = table.to_pandas(self_destruct=True, split_blocks=True)
+    return f.take(family_order(f["family_id"])).reset_index(drop=True)
+
+
+_HEX = np.full(256, 255, dtype=np.uint8)
+_HEX[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
+
+
+def family_order(ids: pd.Series) -> np.ndarray:
+    """Positions that order `ids` as SQL's `ORDER BY family_id` does (byte order).
+
+    Pseudonyms (16 lowercase hex digits) sort as the 64-bit numbers they spell, so the sort is
+    of one integer key (≈ 1 s at 6.3 M families; a SQL ORDER BY of the whole feature table
+    cost ≈ 13 CPU-s); other ids are sorted as strings.
+    """
+    arr = pa.array(ids, pa.string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    n = len(arr)
+    _, offsets, data = arr.buffers()
+    ends = np.frombuffer(offsets, dtype=np.int32, count=n + 1, offset=arr.offset * 4)
+    if n and arr.null_count == 0 and (np.diff(ends) == 16).all():
+        raw = np.frombuffer(data, dtype=np.uint8, count=16 * n, offset=int(ends[0]))
+        digits = _HEX[raw].reshape(n, 16)
+        if (digits < 16).all():
+            key = np.zeros(n, dtype=np.uint64)
+            for j in range(16):
+                key = (key << np.uint64(4)) | digits[:, j].astype(np.uint64)
+            return np.argsort(key, kind="stable")
+    return pc.sort_indices(arr).to_numpy()
 
 
 def _saved(model_dir: Path) -> dict | None:
@@ -704,17 +757,17 @@ def run_hidden_income(
     t = time.perf_counter()
     say("hidden income: predicting")
     memo = None if trained else Memo.load(model_dir, model)
-    out = predict(model, f, memo=memo)
+    pred = predict(model, f, memo=memo)
     seconds["prediction"] = time.perf_counter() - t
     n = len(f)
     del f
-    hashes, raw, reused = (out.attrs.pop(k) for k in ("row_hash", "raw", "reused"))
+    table = pred.table
     target = scores / "hidden_income.parquet"
     part = target.with_name(".hidden_income.parquet.tmp")
-    flagged = int(out["hidden_income_flag"].sum())
-    observed_flagged = float(out.loc[out["observed"], "hidden_income_flag"].mean())
-    table = pa.Table.from_pandas(out, preserve_index=False)
-    del out  # the Arrow table is written, and kept in the memo: one copy at a time
+    flag = table.column("hidden_income_flag").to_numpy(zero_copy_only=False)
+    seen = table.column("observed").to_numpy(zero_copy_only=False)
+    flagged = int(flag.sum())
+    observed_flagged = float(flag[seen].mean()) if seen.any() else float("nan")
     pq.write_table(table, part, compression="zstd")
     part.replace(target)
     if trained:
@@ -728,8 +781,8 @@ def run_hidden_income(
         )
         model.save(model_dir)
         (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    Memo.save(model_dir, model, table, hashes, raw)
-    seconds["reused_families"] = reused
+    Memo.save(model_dir, model, table, pred.row_hash, pred.raw)
+    seconds["reused_families"] = pred.reused
     return HiddenIncomeResult(n, flagged, trained, metrics, seconds, target, reason)
 
 
@@ -767,6 +820,7 @@ def explain_income(data_dir: Path, family_id: str) -> dict:
         where = f"(housing_area_m2 IS NOT NULL AND {keys}) OR family_id = {{fid}}"
     fid = "'" + family_id.replace("'", "''") + "'"
     f = _features(card, "duckdb", data_dir / "scores", where.format(fid=fid))
-    out = predict(Model.load(model_dir), f, explain=(f["family_id"] == family_id).to_numpy())
+    pred = predict(Model.load(model_dir), f, explain=(f["family_id"] == family_id).to_numpy())
+    out = pred.table.to_pandas()
     [rec] = out[out["family_id"] == family_id].to_dict("records")
     return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in rec.items()}

@@ -101,3 +101,25 @@ def test_spark_and_duckdb_agree(tmp_path: Path) -> None:
     ).fetchall()
     [(m,)] = duckdb.sql(f"SELECT count(*) FROM '{spark}'").fetchall()
     assert n == m > 0 and diff == 0
+
+
+def test_person_facts_follow_the_registers(nation: Path) -> None:
+    """A deceased parent and the birth order among the mother's children, recomputed in
+    pandas from the ingested population, equal the facts the entitlements step wrote."""
+    import pandas as pd
+
+    pop = pd.read_parquet(
+        nation / "ingested" / "population.parquet",
+        columns=["iin", "person_id", "birth_date", "father_iin", "mother_iin", "death_date"],
+    )
+    dead = set(pop.loc[pop["death_date"].notna() & (pop["death_date"] <= ON), "iin"])
+    pop["parent_died"] = pop["father_iin"].isin(dead) | pop["mother_iin"].isin(dead)
+    kids = pop[pop["mother_iin"].notna()].sort_values(["mother_iin", "birth_date", "iin"])
+    pop["birth_order"] = kids.groupby("mother_iin").cumcount().add(1).reindex(pop.index)
+    pop["birth_order"] = pop["birth_order"].fillna(1).astype(int)
+    facts = pd.read_parquet(nation / "entitlements" / "persons.parquet")
+    both = facts.merge(pop, on="person_id", how="left", validate="one_to_one")
+    assert len(both) == len(facts) and both["iin"].notna().all()
+    assert both["parent_died"].sum() > 10 and (both["birth_order"] >= 4).sum() > 10
+    assert (both["person_parent_died"] == both["parent_died"]).all()
+    assert (both["person_birth_order"] == both["birth_order"]).all()

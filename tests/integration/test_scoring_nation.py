@@ -218,7 +218,7 @@ def test_unchanged_families_are_taken_from_the_memo(nation: Path, tmp_path: Path
     fresh = predict(
         Model.load(model_dir),
         _features(tmp_path / "cards" / "families.parquet", "duckdb", tmp_path),
-    )
+    ).table.to_pandas()
     pd.testing.assert_frame_equal(pd.read_parquet(third.out), fresh, check_exact=True)
     assert Memo.load(model_dir, Model.load(model_dir)) is not None
 
@@ -232,7 +232,8 @@ def test_benefits_do_not_move_the_score(nation: Path, tmp_path: Path) -> None:
     cards["benefits_3m"] = cards["benefits_3m"] + 150_000
     cards.to_parquet(tmp_path / "cards" / "families.parquet")
     model = Model.load(nation / "scores" / "model")
-    more = predict(model, _features(tmp_path / "cards" / "families.parquet", "duckdb", tmp_path))
+    features = _features(tmp_path / "cards" / "families.parquet", "duckdb", tmp_path)
+    more = predict(model, features).table.to_pandas()
     h = pd.read_parquet(nation / "scores" / "hidden_income.parquet")
     assert (more["family_id"] == h["family_id"]).all()
     for col in ("expected_income", "hidden_income_score", "hidden_income_flag", "signal_1"):
