@@ -28,7 +28,6 @@ from qamqor.registries.views import registry_view
 MEMORY_LIMIT = "7GB"
 
 
-
 def _age(col: str, d: str) -> str:
     return (
         f"(date_diff('year', {col}, {d}) - CASE WHEN month({col}) * 100 + day({col}) > "

@@ -31,7 +31,6 @@ from sqlglot import exp
 from qamqor.countries import Country, NotInForceError, load_country
 from qamqor.engine import atomic_dir, connect, run_query, scratch_dir, sql_path
 from qamqor.expressions import check_expression, names_used
-from qamqor.ids import pseudonym_sql
 from qamqor.levels.compute import card_dates, card_path
 from qamqor.measures.catalogue import (
     FAMILY_FACTS,
@@ -520,24 +519,29 @@ def summarise(ent: Path, cards: Path, cat: Catalogue, on: date, data_dir: Path) 
 
 def _registry_recipients(data_dir: Path, on: date) -> dict[str, dict]:
     """People and families paid per measure in the 3 months before `on` (the payments
-    registry, through the card's pseudonyms)."""
-    pay = Path(data_dir) / "ingested" / "payments.parquet"
+    registry, through the pseudonyms ingestion gave the population)."""
+    src = Path(data_dir) / "ingested"
+    pay, pop = src / "payments.parquet", src / "population.parquet"
     members = card_path(data_dir, on).with_name("members.parquet")
-    if not pay.exists():
+    if not pay.exists() or not pop.exists():
         return {}
     d = f"DATE '{on.isoformat()}'"
     con = connect()
-    # each paid person and measure of the quarter once, hashed once, with their family
+    for f in (pay, pop):
+        con.execute(registry_view(con, f))  # IINs as BIGINT; the population's person_id
+    # each paid person and measure of the quarter once, with their family; people are keyed
+    # by their pseudonym's 64-bit number (the register's, not hashed again)
     con.execute(
         f"""CREATE TEMP TABLE p AS
             WITH paid AS (
-              SELECT DISTINCT iin, measure FROM read_parquet({sql_path(pay)})
+              SELECT DISTINCT iin, measure FROM payments
               WHERE period >= {d} - INTERVAL 3 MONTH AND period < {d}),
-            ids AS (SELECT iin, {pseudonym_sql("iin")} AS person_id
-                    FROM (SELECT DISTINCT iin FROM paid))
-            SELECT ids.person_id, paid.measure, m.family_id
-            FROM paid JOIN ids USING (iin)
-            LEFT JOIN read_parquet({sql_path(members)}) m ON m.person_id = ids.person_id"""
+            who AS (SELECT paid.measure, {_KEY.format("r.person_id")} AS pkey
+                    FROM paid JOIN (SELECT iin, person_id FROM population) r USING (iin)),
+            fam AS (SELECT {_KEY.format("person_id")} AS pkey, family_id
+                    FROM read_parquet({sql_path(members)}))
+            SELECT who.pkey AS person_id, who.measure, fam.family_id
+            FROM who LEFT JOIN fam USING (pkey)"""
     )
     rows = con.execute(
         """SELECT measure, count(DISTINCT person_id), count(DISTINCT family_id)

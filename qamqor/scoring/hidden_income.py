@@ -194,7 +194,7 @@ def features_sql(card_columns: set[str]) -> str:
       count(*) OVER {window} AS household_families,
       {others_sql}
     FROM c
-    """  # unsorted: `_features` orders the rows by family_id (in NumPy, a sort of one key)
+    """  # unsorted: the training sample is drawn in family_id order (`family_order`)
 
 
 TRAINING_POPULATION = (
@@ -324,16 +324,18 @@ def vocabularies(f: pd.DataFrame) -> dict[str, list[str]]:
 
 
 def training_rows(f: pd.DataFrame) -> list[np.ndarray]:
-    """Each fold's training rows (positions in `f`, sorted by family_id as features_sql is):
-    observed families of the other fold, at most MAX_TRAIN_PER_FOLD drawn with a fixed seed."""
-    obs, fold = observed(f), fold_of(f["family_id"])
+    """Each fold's training rows (positions in `f`, listed in family_id order): observed
+    families of the other fold, at most MAX_TRAIN_PER_FOLD drawn with a fixed seed. The draw
+    is over the families in family_id order, so it does not depend on the order of `f`."""
+    order = family_order(f["family_id"])
+    obs, fold = observed(f)[order], fold_of(f["family_id"])[order]
     rng = np.random.default_rng(SEED)
     picked = []
     for k in range(FOLDS):
-        rows = np.nonzero(obs & (fold != k))[0]
+        rows = np.nonzero(obs & (fold != k))[0]  # ranks in family_id order
         if len(rows) > MAX_TRAIN_PER_FOLD:
-            rows = np.sort(rng.choice(rows, MAX_TRAIN_PER_FOLD, replace=False))
-        picked.append(rows)
+            rows = rows[np.sort(rng.choice(len(rows), MAX_TRAIN_PER_FOLD, replace=False))]
+        picked.append(order[rows])
     return picked
 
 
@@ -648,8 +650,9 @@ class HiddenIncomeResult:
 
 
 def _features(card: Path, engine: str, scratch: Path, where: str = "") -> pd.DataFrame:
-    """The model's input frame (features_sql) of every family of `card`, sorted by family_id;
-    `where` restricts the card (DuckDB only) before the co-resident features are computed."""
+    """The model's input frame (features_sql) of every family of `card`, in no fixed order
+    (what depends on an order, the training sample, follows `family_order`); `where`
+    restricts the card (DuckDB only) before the co-resident features are computed."""
     tmp = scratch / f".hidden_features-{os.getpid()}.parquet"
     columns = set(pq.read_schema(card).names)
     sql = features_sql(columns)
@@ -666,8 +669,7 @@ def _features(card: Path, engine: str, scratch: Path, where: str = "") -> pd.Dat
     finally:
         tmp.unlink(missing_ok=True)
     # self_destruct: Arrow buffers are freed as columns are converted (one copy at a time)
-    f = table.to_pandas(self_destruct=True, split_blocks=True)
-    return f.take(family_order(f["family_id"])).reset_index(drop=True)
+    return table.to_pandas(self_destruct=True, split_blocks=True)
 
 
 _HEX = np.full(256, 255, dtype=np.uint8)

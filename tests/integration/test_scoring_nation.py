@@ -72,11 +72,11 @@ def test_training_is_deterministic_and_a_saved_model_reloads(nation: Path, tmp_p
     a, b = nation / "scores", tmp_path / "scores"
     for name in ("mean_0.txt", "scale_1.txt"):
         assert (a / "model" / name).read_text() == (b / "model" / name).read_text()
-    first = pd.read_parquet(a / "hidden_income.parquet")
-    pd.testing.assert_frame_equal(first, pd.read_parquet(b / "hidden_income.parquet"))
+    first = _by_family(a / "hidden_income.parquet")
+    pd.testing.assert_frame_equal(first, _by_family(b / "hidden_income.parquet"))
     again = run_hidden_income(tmp_path)  # same version and training rows: the saved model
     assert not again.trained and "reused" in again.reason
-    pd.testing.assert_frame_equal(first, pd.read_parquet(again.out), check_exact=True)
+    pd.testing.assert_frame_equal(first, _by_family(again.out), check_exact=True)
     assert run_hidden_income(tmp_path, retrain=True).reason == "asked to retrain"
 
 
@@ -184,6 +184,12 @@ def test_spark_and_duckdb_scores_agree_on_every_family(nation: Path, tmp_path: P
     assert differ == 0
 
 
+def _by_family(source: Path | pd.DataFrame) -> pd.DataFrame:
+    """A hidden-income output in family_id order (batch outputs are written unsorted)."""
+    df = pd.read_parquet(source) if isinstance(source, Path) else source
+    return df.sort_values("family_id").reset_index(drop=True)
+
+
 def _rows(path: Path) -> int:
     import duckdb
 
@@ -199,9 +205,7 @@ def test_unchanged_families_are_taken_from_the_memo(nation: Path, tmp_path: Path
     first = run_hidden_income(tmp_path)
     again = run_hidden_income(tmp_path)
     assert not again.trained and again.seconds["reused_families"] == len(cards)
-    pd.testing.assert_frame_equal(
-        pd.read_parquet(first.out), pd.read_parquet(again.out), check_exact=True
-    )
+    pd.testing.assert_frame_equal(_by_family(first.out), _by_family(again.out), check_exact=True)
     # change families outside the training rows (the model stays): they are predicted again
     f = _features(tmp_path / "cards" / "families.parquet", "duckdb", tmp_path)
     used = set(f["family_id"].iloc[np.concatenate(training_rows(f))])
@@ -219,7 +223,7 @@ def test_unchanged_families_are_taken_from_the_memo(nation: Path, tmp_path: Path
         Model.load(model_dir),
         _features(tmp_path / "cards" / "families.parquet", "duckdb", tmp_path),
     ).table.to_pandas()
-    pd.testing.assert_frame_equal(pd.read_parquet(third.out), fresh, check_exact=True)
+    pd.testing.assert_frame_equal(_by_family(third.out), _by_family(fresh), check_exact=True)
     assert Memo.load(model_dir, Model.load(model_dir)) is not None
 
 
@@ -233,8 +237,8 @@ def test_benefits_do_not_move_the_score(nation: Path, tmp_path: Path) -> None:
     cards.to_parquet(tmp_path / "cards" / "families.parquet")
     model = Model.load(nation / "scores" / "model")
     features = _features(tmp_path / "cards" / "families.parquet", "duckdb", tmp_path)
-    more = predict(model, features).table.to_pandas()
-    h = pd.read_parquet(nation / "scores" / "hidden_income.parquet")
+    more = _by_family(predict(model, features).table.to_pandas())
+    h = _by_family(nation / "scores" / "hidden_income.parquet")
     assert (more["family_id"] == h["family_id"]).all()
     for col in ("expected_income", "hidden_income_score", "hidden_income_flag", "signal_1"):
         pd.testing.assert_series_equal(more[col], h[col], check_exact=True)
