@@ -72,9 +72,19 @@ def expr_sql(text: str, names: tuple[str, ...]) -> str:
 _KEY = "CAST('0x' || {} AS UBIGINT)"
 
 
+# The card's members with their register rows (both sides narrow, joined on the pseudonym's
+# number): what the person facts and the registry comparison start from.
+MEMBER_REGISTER = f"""CREATE TEMP TABLE member_register AS
+    SELECT m.person_id, m.family_id, m.role, m.sex, m.age,
+           r.iin, r.birth_date, r.father_iin, r.mother_iin
+    FROM members m
+    JOIN (SELECT iin, {_KEY.format("person_id")} AS pkey, birth_date, father_iin, mother_iin
+          FROM population) r ON r.pkey = {_KEY.format("m.person_id")}"""
+
+
 def facts_sql(on: date, pension_age_men: float, pension_age_women: float) -> tuple[str, str]:
-    """Two SELECTs (DuckDB, over the ingested registries and `members`): per-person facts and
-    their family aggregates."""
+    """Two SELECTs (DuckDB, over the ingested registries and the `member_register` table):
+    per-person facts and their family aggregates."""
     d = f"DATE '{on.isoformat()}'"
     m3 = f"{d} - INTERVAL 3 MONTH"
     months = (
@@ -82,14 +92,7 @@ def facts_sql(on: date, pension_age_men: float, pension_age_women: float) -> tup
         f"THEN 1 ELSE 0 END)"
     )
     persons = f"""
-    -- the card's members with their register rows first (both sides narrow), then the facts
-    WITH p AS MATERIALIZED (
-        SELECT m.person_id, m.family_id, m.role, m.sex, m.age,
-               r.iin, r.birth_date, r.father_iin, r.mother_iin
-        FROM members m
-        JOIN (SELECT iin, {_KEY.format("person_id")} AS pkey, birth_date, father_iin, mother_iin
-              FROM population) r ON r.pkey = {_KEY.format("m.person_id")}
-    ),
+    WITH p AS (SELECT * FROM member_register),
     -- the deceased only (a few per cent of the register): the parents are looked up in them
     dead AS (SELECT iin FROM population WHERE death_date <= {d}),
     -- birth order among the mother's children (by birth date, then IIN): the window runs over
@@ -155,8 +158,9 @@ def facts_sql(on: date, pension_age_men: float, pension_age_women: float) -> tup
     return persons, families
 
 
-def write_facts(data_dir: Path, on: date, country: Country, out: Path) -> None:
-    """persons.parquet and family_facts.parquet in `out`, from the ingested registries."""
+def write_facts(data_dir: Path, on: date, country: Country, out: Path) -> dict[str, dict]:
+    """persons.parquet and family_facts.parquet in `out`, from the ingested registries; returns
+    what the payments registry paid (`registry_paid`), for the summary."""
     data_dir = Path(data_dir)
     men = country.parameter("pension_age_men").at(on)
     women = country.parameter("pension_age_women").at(on)
@@ -173,13 +177,16 @@ def write_facts(data_dir: Path, on: date, country: Country, out: Path) -> None:
             con.execute(registry_view(con, f))  # IINs as BIGINT, the population's person_id
         members = card_path(data_dir, on).with_name("members.parquet")
         con.execute(f"CREATE VIEW members AS SELECT * FROM read_parquet({sql_path(members)})")
+        con.execute(MEMBER_REGISTER)
         con.execute(f"COPY ({persons}) TO {sql_path(out / 'persons.parquet')} (FORMAT parquet)")
         written = sql_path(out / "persons.parquet")
         con.execute(f"CREATE VIEW persons AS SELECT * FROM read_parquet({written})")
         con.execute(
             f"COPY ({families}) TO {sql_path(out / 'family_facts.parquet')} (FORMAT parquet)"
         )
+        paid = registry_paid(con, on)
         con.close()
+    return paid
 
 
 # --- 2. dated values ------------------------------------------------------------------------------
@@ -430,7 +437,7 @@ def compute_entitlements(
     switches = {**cat.switches, **(switches or {})}
     final = Path(out) if out else data_dir / "entitlements"
     with atomic_dir(final) as tmp:
-        write_facts(data_dir, on, c, tmp)
+        paid = write_facts(data_dir, on, c, tmp)
         tables = {
             "cards": cards,
             "persons": tmp / "persons.parquet",
@@ -438,7 +445,7 @@ def compute_entitlements(
         }
         sql = entitlements_sql(cat, c, on, line, switches)
         rows = run_query(sql, tables, tmp / "entitlements.parquet", engine)
-        summary = summarise(tmp / "entitlements.parquet", cards, cat, on, data_dir)
+        summary = summarise(tmp / "entitlements.parquet", cards, cat, on, paid)
         summary.update(
             date=on.isoformat(),
             engine=engine,
@@ -459,7 +466,7 @@ def compute_entitlements(
     return EntitlementsResult(rows, summary, final)
 
 
-def summarise(ent: Path, cards: Path, cat: Catalogue, on: date, data_dir: Path) -> dict:
+def summarise(ent: Path, cards: Path, cat: Catalogue, on: date, paid: dict[str, dict]) -> dict:
     """Recipients, families and annual cost per measure (national and by region), beside the
     SPEC §2 figures scaled to this nation and what the payments registry paid."""
     con = connect()
@@ -472,7 +479,6 @@ def summarise(ent: Path, cards: Path, cat: Catalogue, on: date, data_dir: Path) 
                    sum(amount * CASE period {annual} END)
             FROM e GROUP BY 1, 2"""
     ).fetchall()
-    paid = _registry_recipients(data_dir, on)
     out: dict = {"families": int(families), "scale": scale, "measures": {}}
     for m in cat.in_force(on):
         out["measures"][m.id] = {
@@ -517,31 +523,18 @@ def summarise(ent: Path, cards: Path, cat: Catalogue, on: date, data_dir: Path) 
     return out
 
 
-def _registry_recipients(data_dir: Path, on: date) -> dict[str, dict]:
+def registry_paid(con, on: date) -> dict[str, dict]:
     """People and families paid per measure in the 3 months before `on` (the payments
-    registry, through the pseudonyms ingestion gave the population)."""
-    src = Path(data_dir) / "ingested"
-    pay, pop = src / "payments.parquet", src / "population.parquet"
-    members = card_path(data_dir, on).with_name("members.parquet")
-    if not pay.exists() or not pop.exists():
-        return {}
+    registry; families through `member_register`, on a connection of `write_facts`)."""
     d = f"DATE '{on.isoformat()}'"
-    con = connect()
-    for f in (pay, pop):
-        con.execute(registry_view(con, f))  # IINs as BIGINT; the population's person_id
-    # each paid person and measure of the quarter once, with their family; people are keyed
-    # by their pseudonym's 64-bit number (the register's, not hashed again)
+    # each paid person and measure of the quarter once, with their family
     con.execute(
         f"""CREATE TEMP TABLE p AS
             WITH paid AS (
               SELECT DISTINCT iin, measure FROM payments
-              WHERE period >= {d} - INTERVAL 3 MONTH AND period < {d}),
-            who AS (SELECT paid.measure, {_KEY.format("r.person_id")} AS pkey
-                    FROM paid JOIN (SELECT iin, person_id FROM population) r USING (iin)),
-            fam AS (SELECT {_KEY.format("person_id")} AS pkey, family_id
-                    FROM read_parquet({sql_path(members)}))
-            SELECT who.pkey AS person_id, who.measure, fam.family_id
-            FROM who LEFT JOIN fam USING (pkey)"""
+              WHERE period >= {d} - INTERVAL 3 MONTH AND period < {d})
+            SELECT paid.iin AS person_id, paid.measure, r.family_id
+            FROM paid LEFT JOIN (SELECT iin, family_id FROM member_register) r USING (iin)"""
     )
     rows = con.execute(
         """SELECT measure, count(DISTINCT person_id), count(DISTINCT family_id)
@@ -550,7 +543,7 @@ def _registry_recipients(data_dir: Path, on: date) -> dict[str, dict]:
     (bc,) = con.execute(
         "SELECT count(DISTINCT family_id) FROM p WHERE measure IN ('birth', 'childcare')"
     ).fetchone()
-    con.close()
+    con.execute("DROP TABLE p")
     out = {m: {"people": int(n), "families": int(f)} for m, n, f in rows if m}
     out["birth_or_childcare"] = {"families": int(bc)}
     return out
