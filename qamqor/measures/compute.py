@@ -31,6 +31,7 @@ from sqlglot import exp
 from qamqor.countries import Country, NotInForceError, load_country
 from qamqor.engine import atomic_dir, connect, run_query, scratch_dir, sql_path
 from qamqor.expressions import check_expression, names_used
+from qamqor.ids import pseudonym_number_sql
 from qamqor.levels.compute import card_dates, card_path
 from qamqor.measures.catalogue import (
     FAMILY_FACTS,
@@ -67,19 +68,15 @@ def expr_sql(text: str, names: tuple[str, ...]) -> str:
 
 # --- 1. person and family facts -----------------------------------------------------------------
 
-# A pseudonym (16 hex characters) as the 64-bit number it spells: the join of the card's
-# members with the register compares numbers, not strings (one to one, so the same rows).
-_KEY = "CAST('0x' || {} AS UBIGINT)"
-
-
 # The card's members with their register rows (both sides narrow, joined on the pseudonym's
 # number): what the person facts and the registry comparison start from.
 MEMBER_REGISTER = f"""CREATE TEMP TABLE member_register AS
     SELECT m.person_id, m.family_id, m.role, m.sex, m.age,
            r.iin, r.birth_date, r.father_iin, r.mother_iin
     FROM members m
-    JOIN (SELECT iin, {_KEY.format("person_id")} AS pkey, birth_date, father_iin, mother_iin
-          FROM population) r ON r.pkey = {_KEY.format("m.person_id")}"""
+    JOIN (SELECT iin, {pseudonym_number_sql("person_id")} AS pkey,
+                 birth_date, father_iin, mother_iin
+          FROM population) r ON r.pkey = {pseudonym_number_sql("m.person_id")}"""
 
 
 def facts_sql(on: date, pension_age_men: float, pension_age_women: float) -> tuple[str, str]:
@@ -533,11 +530,11 @@ def registry_paid(con, on: date) -> dict[str, dict]:
             WITH paid AS (
               SELECT DISTINCT iin, measure FROM payments
               WHERE period >= {d} - INTERVAL 3 MONTH AND period < {d})
-            SELECT paid.iin AS person_id, paid.measure, r.family_id
+            SELECT paid.iin, paid.measure, r.family_id
             FROM paid LEFT JOIN (SELECT iin, family_id FROM member_register) r USING (iin)"""
     )
     rows = con.execute(
-        """SELECT measure, count(DISTINCT person_id), count(DISTINCT family_id)
+        """SELECT measure, count(DISTINCT iin), count(DISTINCT family_id)
            FROM p GROUP BY ROLLUP (measure)"""
     ).fetchall()
     (bc,) = con.execute(
