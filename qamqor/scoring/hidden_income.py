@@ -37,7 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from qamqor.engine import atomic_dir, connect, run_query, sql_path
+from qamqor.engine import atomic_dir, connect, query_arrow, run_query, sql_path
 
 SEED = 20251001
 # z is ≈ N(0, 1) for an honest family (the scale model makes it so): flag where an honest
@@ -168,7 +168,7 @@ def features_sql(card_columns: set[str]) -> str:
 
     def others(name: str, col: str) -> str:
         if col != "earned_income":  # sums of whole numbers: exact in any order
-            return f"sum({col}) OVER {window} - {col} AS {name}"
+            return f"CAST(sum({col}) OVER {window} - {col} AS DOUBLE) AS {name}"
         # a sum of fractional amounts (twelfths of tenge) depends on the order of its terms in
         # the last bit, and a window adds them in no fixed order: summed as DECIMAL (exact,
         # 10 decimal places) the features, so the training data's fingerprint, are the same at
@@ -653,23 +653,31 @@ def _features(card: Path, engine: str, scratch: Path, where: str = "") -> pd.Dat
     """The model's input frame (features_sql) of every family of `card`, in no fixed order
     (what depends on an order, the training sample, follows `family_order`); `where`
     restricts the card (DuckDB only) before the co-resident features are computed."""
-    tmp = scratch / f".hidden_features-{os.getpid()}.parquet"
     columns = set(pq.read_schema(card).names)
     sql = features_sql(columns)
     if where:
         sql = f"WITH card AS (SELECT * FROM card_file WHERE {where})" + sql.replace(
             "WITH c AS (", ", c AS (", 1
         )
-    try:
-        run_query(sql, {"card_file" if where else "card": card}, tmp, engine=engine)
-        # (written and read back: DuckDB's own Arrow export measured slower to convert to
-        # pandas, and it held the result twice.) The categorical features are read as
-        # dictionaries, so pandas gets categories that the matrix recodes cheaply.
-        table = pq.read_table(tmp, read_dictionary=list(CATEGORICAL))
-    finally:
-        tmp.unlink(missing_ok=True)
+    tables = {"card_file" if where else "card": card}
+    if engine == "duckdb":
+        table = query_arrow(sql, tables)
+    else:  # Spark writes Parquet
+        tmp = scratch / f".hidden_features-{os.getpid()}.parquet"
+        try:
+            run_query(sql, tables, tmp, engine=engine)
+            table = pq.read_table(tmp)
+        finally:
+            tmp.unlink(missing_ok=True)
+    # The categorical features as dictionaries: pandas categories the matrix recodes cheaply.
+    for name in CATEGORICAL:
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, name, pc.dictionary_encode(table.column(name)))
     # self_destruct: Arrow buffers are freed as columns are converted (one copy at a time)
-    return table.to_pandas(self_destruct=True, split_blocks=True)
+    frame = table.to_pandas(self_destruct=True, split_blocks=True)
+    del table
+    pa.default_memory_pool().release_unused()  # what the conversion freed, back to the system
+    return frame
 
 
 _HEX = np.full(256, 255, dtype=np.uint8)
