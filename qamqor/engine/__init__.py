@@ -19,6 +19,10 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+# Compression of the batch steps' Parquet outputs: Snappy writes and reads faster than zstd
+# (the 6.3 M-family scores: 7.4 → 5.7 s), for files about a quarter larger.
+PARQUET_COMPRESSION = "snappy"
+
 
 def connect(
     threads: int | None = None,
@@ -179,7 +183,8 @@ def run_query(sql: str, tables: dict[str, Path], out: Path, engine: str = "duckd
             con = connect()
             for name, path in tables.items():
                 con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({sql_path(path)})")
-            con.execute(f"COPY ({sql}) TO {sql_path(tmp)} (FORMAT parquet, COMPRESSION zstd)")
+            options = f"FORMAT parquet, COMPRESSION {PARQUET_COMPRESSION}"
+            con.execute(f"COPY ({sql}) TO {sql_path(tmp)} ({options})")
             rows = con.execute(f"SELECT count(*) FROM read_parquet({sql_path(tmp)})").fetchone()[0]
             con.close()
     except BaseException:

@@ -53,7 +53,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, SqlglotError
 
-from qamqor.engine import EngineError
+from qamqor.engine import PARQUET_COMPRESSION, EngineError
 
 JAVA_HINT = (
     "install a JDK 17 or newer (Debian/Ubuntu: apt-get install openjdk-17-jdk-headless) "
@@ -630,7 +630,7 @@ def run_query_spark(sql: str, tables: dict[str, Path], out: Path) -> int:
             if name in named:
                 spark.catalog.dropTempView(name)
     table = _plain_arrow(table)
-    pq.write_table(table, out, compression="zstd")
+    pq.write_table(table, out, compression=PARQUET_COMPRESSION)
     return table.num_rows
 
 

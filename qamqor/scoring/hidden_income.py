@@ -26,6 +26,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
@@ -37,7 +38,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from qamqor.engine import atomic_dir, connect, query_arrow, run_query, sql_path
+from qamqor.engine import (
+    PARQUET_COMPRESSION,
+    atomic_dir,
+    connect,
+    query_arrow,
+    run_query,
+    sql_path,
+)
+from qamqor.ids import pseudonym_numbers
 
 SEED = 20251001
 # z is ≈ N(0, 1) for an honest family (the scale model makes it so): flag where an honest
@@ -450,7 +459,7 @@ class Memo:
             table = table.add_column(1 + i, name, pa.array(values))
         table = table.replace_schema_metadata({"qamqor": json.dumps(_memo_key(model))})
         tmp = model_dir / f".{Memo.FILE}.tmp-{os.getpid()}"
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression=PARQUET_COMPRESSION)
         tmp.replace(model_dir / Memo.FILE)
 
 
@@ -479,8 +488,7 @@ def predict(
     hashes = np.zeros(len(f), dtype=np.uint64)
     same = np.zeros(len(f), dtype=bool)  # an unchanged feature row found in the memo
     if memo is not None:
-        at = pc.index_in(pa.array(f["family_id"], pa.string()), value_set=memo.ids)
-        at = at.fill_null(-1).to_numpy()
+        at = positions_in(f["family_id"], memo.ids)
     for start in range(0, len(f), CHUNK):  # the feature matrix a chunk at a time
         part = slice(start, start + CHUNK)
         x = model.matrix(f.iloc[part])
@@ -680,10 +688,6 @@ def _features(card: Path, engine: str, scratch: Path, where: str = "") -> pd.Dat
     return frame
 
 
-_HEX = np.full(256, 255, dtype=np.uint8)
-_HEX[np.frombuffer(b"0123456789abcdef", dtype=np.uint8)] = np.arange(16, dtype=np.uint8)
-
-
 def family_order(ids: pd.Series) -> np.ndarray:
     """Positions that order `ids` as SQL's `ORDER BY family_id` does (byte order).
 
@@ -691,21 +695,19 @@ def family_order(ids: pd.Series) -> np.ndarray:
     of one integer key (≈ 1 s at 6.3 M families; a SQL ORDER BY of the whole feature table
     cost ≈ 13 CPU-s); other ids are sorted as strings.
     """
-    arr = pa.array(ids, pa.string())
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    n = len(arr)
-    _, offsets, data = arr.buffers()
-    ends = np.frombuffer(offsets, dtype=np.int32, count=n + 1, offset=arr.offset * 4)
-    if n and arr.null_count == 0 and (np.diff(ends) == 16).all():
-        raw = np.frombuffer(data, dtype=np.uint8, count=16 * n, offset=int(ends[0]))
-        digits = _HEX[raw].reshape(n, 16)
-        if (digits < 16).all():
-            key = np.zeros(n, dtype=np.uint64)
-            for j in range(16):
-                key = (key << np.uint64(4)) | digits[:, j].astype(np.uint64)
-            return np.argsort(key, kind="stable")
-    return pc.sort_indices(arr).to_numpy()
+    key = pseudonym_numbers(ids)
+    if key is not None:
+        return np.argsort(key, kind="stable")
+    return pc.sort_indices(pa.array(ids, pa.string())).to_numpy()
+
+
+def positions_in(ids: pd.Series, among: pa.Array) -> np.ndarray:
+    """Each id's position in `among` (unique ids), -1 where absent: as integers when both are
+    pseudonyms (≈ 2 s less than a hash of the text at 6.3 M families)."""
+    key, known = pseudonym_numbers(ids), pseudonym_numbers(among)
+    if key is not None and known is not None:
+        return pd.Index(known).get_indexer(key)
+    return pc.index_in(pa.array(ids, pa.string()), value_set=among).fill_null(-1).to_numpy()
 
 
 def _saved(model_dir: Path) -> dict | None:
@@ -778,8 +780,6 @@ def run_hidden_income(
     seen = table.column("observed").to_numpy(zero_copy_only=False)
     flagged = int(flag.sum())
     observed_flagged = float(flag[seen].mean()) if seen.any() else float("nan")
-    pq.write_table(table, part, compression="zstd")
-    part.replace(target)
     if trained:
         metrics.update(
             families=n,
@@ -789,9 +789,21 @@ def run_hidden_income(
             threshold=THRESHOLD,
             seconds={k: round(v, 2) for k, v in seconds.items()},
         )
-        model.save(model_dir)
-        (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    Memo.save(model_dir, model, table, pred.row_hash, pred.raw)
+
+    def write_output() -> None:
+        pq.write_table(table, part, compression=PARQUET_COMPRESSION)
+        part.replace(target)
+
+    def save_model() -> None:
+        if trained:
+            model.save(model_dir)
+            (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        Memo.save(model_dir, model, table, pred.row_hash, pred.raw)
+
+    # Parquet writing is single-threaded: the output and the memo are written side by side.
+    with ThreadPoolExecutor(2) as pool:
+        for done in [pool.submit(write_output), pool.submit(save_model)]:
+            done.result()
     seconds["reused_families"] = pred.reused
     return HiddenIncomeResult(n, flagged, trained, metrics, seconds, target, reason)
 

@@ -25,6 +25,8 @@ from qamqor.ids import (
     make_iins,
     make_pin,
     pseudonym,
+    pseudonym_number_sql,
+    pseudonym_numbers,
     validate_iin,
     validate_pin,
 )
@@ -456,3 +458,28 @@ def test_pseudonym() -> None:
     assert pseudonym("850315300019", key) == p
     assert pseudonym("850315300019", b"other") != p
     assert pseudonym("000101600900", key) != p
+
+
+@given(st.lists(st.integers(0, 2**64 - 1), min_size=1, max_size=50))
+def test_pseudonym_numbers_spell_the_hex(numbers: list[int]) -> None:
+    ids = [f"{n:016x}" for n in numbers]
+    got = pseudonym_numbers(ids)
+    assert got is not None and got.dtype == np.uint64
+    assert [int(v) for v in got] == numbers
+    # the same as the SQL, and sorted as the text sorts
+    con = duckdb.connect()
+    sql = [
+        int(con.execute(f"SELECT {pseudonym_number_sql(repr(i))}").fetchone()[0]) for i in ids[:3]
+    ]
+    assert sql == numbers[:3]
+    assert [ids[i] for i in np.argsort(got, kind="stable")] == sorted(ids)
+
+
+def test_pseudonym_numbers_only_of_pseudonyms() -> None:
+    assert pseudonym_numbers(["00af12345678abcd", "ABCDEF0123456789"]) is None  # upper case
+    assert pseudonym_numbers(["00af12345678abc"]) is None  # 15 digits
+    assert pseudonym_numbers(["00af12345678abcg"]) is None
+    assert pseudonym_numbers(pa.array(["00af12345678abcd", None])) is None
+    assert pseudonym_numbers([]) is None
+    sliced = pa.array(["ffffffffffffffff", "0000000000000001", "00000000000000ff"])[1:]
+    assert pseudonym_numbers(sliced).tolist() == [1, 255]

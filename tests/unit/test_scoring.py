@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import date
 
+import pandas as pd
+import pyarrow as pa
 import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from qamqor.scoring.hidden_income import family_order, positions_in
 from qamqor.scoring.score import CRITERIA_FILE, GROUPS, Criteria, load_criteria, score_family
 
 ON = date(2025, 10, 1)
@@ -177,3 +180,17 @@ def test_more_income_never_increases_vulnerability(
         )  # fmt: skip
 
     assert score_family(family(factor), on=ON)["total"] <= score_family(family(1.0), on=ON)["total"]
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        ["00000000000000ff", "a000000000000000", "0000000000000001", "7fffffffffffffff"],
+        ["F-3", "F-10", "F-1", "F-2"],  # not pseudonyms: compared as text
+    ],
+)
+def test_family_order_and_positions_follow_the_ids(ids: list[str]) -> None:
+    series = pd.Series(ids, dtype="str")
+    assert [ids[i] for i in family_order(series)] == sorted(ids)
+    among = pa.array([ids[2], "ffffffffffffffff", ids[0], ids[3]])
+    assert positions_in(series, among).tolist() == [2, -1, 0, 3]
