@@ -235,8 +235,8 @@ def _insert_rows(
     """INSERT `rows` (dicts with the same keys) into `table`, INSERT_BATCH at a time; with
     `unique`, a row whose value of that UNIQUE column is already there is skipped (ON CONFLICT
     DO NOTHING). PostgreSQL gets one INSERT ... SELECT over unnest()ed column arrays per batch
-    (measured 1.6x faster than its executemany for offers, 3x for the candidates), SQLite an
-    executemany."""
+    (measured 1.6x faster than its executemany for offers, 3x for the candidates), SQLite its
+    driver's executemany."""
     if not rows:
         return
     names = list(rows[0])
@@ -258,14 +258,27 @@ def _insert_rows(
             batch = rows[i : i + INSERT_BATCH]
             conn.execute(stmt, {n: [r[n] for r in batch] for n in names})
         return
-    if dialect == "sqlite" and unique:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=[unique])
-    else:  # other dialects: `unique` checked in the same transaction; the constraint guards
-        stmt = insert(table)
+    if dialect == "sqlite":
+        # the driver's executemany of plain tuples, each value through its column type's bind
+        # processor as SQLAlchemy would: 94 k offers in ≈ 1.5 s instead of ≈ 5 s
+        quote = conn.dialect.identifier_preparer.quote
+        sql = (
+            f"INSERT INTO {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+            f"VALUES ({', '.join('?' for _ in names)})"
+        )
+        if unique:
+            sql += f" ON CONFLICT ({quote(unique)}) DO NOTHING"
+        bind = [(n, table.c[n].type.bind_processor(conn.dialect)) for n in names]
+        for i in range(0, len(rows), INSERT_BATCH):
+            values = [
+                tuple(r[n] if f is None or r[n] is None else f(r[n]) for n, f in bind)
+                for r in rows[i : i + INSERT_BATCH]
+            ]
+            conn.exec_driver_sql(sql, values)
+        return
+    # other dialects: `unique` checked in the same transaction; the constraint guards
     for i in range(0, len(rows), INSERT_BATCH):
-        conn.execute(stmt, rows[i : i + INSERT_BATCH])
+        conn.execute(insert(table), rows[i : i + INSERT_BATCH])
 
 
 def _already_offered(
