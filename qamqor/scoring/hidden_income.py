@@ -426,12 +426,15 @@ def row_hash(x: np.ndarray) -> np.ndarray:
 class Memo:
     """The previous run's model outputs per family, valid for one saved model: a family whose
     feature row hashes the same gets the same predictions and SHAP signals without the model
-    being run (`scores/model/memo.parquet`; training replaces the folder, and so the memo)."""
+    being run (`scores/model/memo.parquet`; training replaces the folder, and so the memo).
+    Pseudonymous families are kept in the order of their numbers (`family_key`), in which
+    `positions_in` finds them."""
 
     ids: pa.Array
     hashes: np.ndarray
     raw: dict[str, np.ndarray]  # expected, scale: the models' raw outputs
     explained: pa.Table  # EXPLAINED columns, one row per family (null if not explained)
+    keys: np.ndarray | None = None  # the ids as pseudonym numbers, ascending
 
     FILE = "memo.parquet"
 
@@ -445,11 +448,13 @@ class Memo:
             t = pq.read_table(path)
         except (FileNotFoundError, OSError, ValueError):
             return None
+        keyed = "family_key" in t.column_names
         return cls(
             t.column("family_id").combine_chunks(),
             t.column("row_hash").to_numpy(),
             {k: t.column(k).to_numpy() for k in ("expected", "scale")},
             t.select(list(EXPLAINED)).combine_chunks(),
+            t.column("family_key").to_numpy() if keyed else None,
         )
 
     @staticmethod
@@ -457,6 +462,10 @@ class Memo:
         table = out.select(["family_id", *EXPLAINED])
         for i, (name, values) in enumerate({"row_hash": hashes, **raw}.items()):
             table = table.add_column(1 + i, name, pa.array(values))
+        keys = pseudonym_numbers(table.column("family_id"))
+        if keys is not None:
+            order = np.argsort(keys, kind="stable")
+            table = table.take(order).append_column("family_key", pa.array(keys[order]))
         table = table.replace_schema_metadata({"qamqor": json.dumps(_memo_key(model))})
         tmp = model_dir / f".{Memo.FILE}.tmp-{os.getpid()}"
         pq.write_table(table, tmp, compression=PARQUET_COMPRESSION)
@@ -488,7 +497,7 @@ def predict(
     hashes = np.zeros(len(f), dtype=np.uint64)
     same = np.zeros(len(f), dtype=bool)  # an unchanged feature row found in the memo
     if memo is not None:
-        at = positions_in(f["family_id"], memo.ids)
+        at = positions_in(f["family_id"], memo.ids, memo.keys)
     for start in range(0, len(f), CHUNK):  # the feature matrix a chunk at a time
         part = slice(start, start + CHUNK)
         x = model.matrix(f.iloc[part])
@@ -701,12 +710,17 @@ def family_order(ids: pd.Series) -> np.ndarray:
     return pc.sort_indices(pa.array(ids, pa.string())).to_numpy()
 
 
-def positions_in(ids: pd.Series, among: pa.Array) -> np.ndarray:
-    """Each id's position in `among` (unique ids), -1 where absent: as integers when both are
-    pseudonyms (≈ 2 s less than a hash of the text at 6.3 M families)."""
-    key, known = pseudonym_numbers(ids), pseudonym_numbers(among)
-    if key is not None and known is not None:
-        return pd.Index(known).get_indexer(key)
+def positions_in(ids: pd.Series, among: pa.Array, keys: np.ndarray | None = None) -> np.ndarray:
+    """Each id's position in `among` (unique ids), -1 where absent. When the ids are
+    pseudonyms and `keys` are `among`'s numbers in ascending order, a merge of the sorted
+    numbers (≈ 1.8 s at 6.3 M families, a hash of the text ≈ 4.5 s)."""
+    key = pseudonym_numbers(ids)
+    if key is not None and keys is not None and len(keys):
+        order = np.argsort(key, kind="stable")
+        at = np.minimum(np.searchsorted(keys, key[order]), len(keys) - 1)
+        found = np.full(len(key), -1, dtype=np.int64)
+        found[order] = np.where(keys[at] == key[order], at, -1)
+        return found
     return pc.index_in(pa.array(ids, pa.string()), value_set=among).fill_null(-1).to_numpy()
 
 
