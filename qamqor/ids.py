@@ -40,6 +40,9 @@ __all__ = [
     "make_iins",
     "make_pin",
     "pseudonym",
+    "pseudonym_number_sql",
+    "pseudonym_numbers",
+    "pseudonym_sql",
     "validate_iin",
     "validate_pin",
 ]
