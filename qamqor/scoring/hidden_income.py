@@ -257,20 +257,33 @@ class Model:
     vocab: dict[str, list[str]]
     meta: dict
 
+    def column(self, f: pd.DataFrame, name: str) -> np.ndarray:
+        """One feature as the model reads it: float64, NaN where missing, a category as its
+        position in the vocabulary."""
+        if name in CATEGORICAL:
+            col = f[name]
+            if isinstance(col.dtype, pd.CategoricalDtype):  # a recode of the codes
+                codes = col.cat.set_categories(self.vocab[name]).cat.codes.to_numpy()
+            else:
+                codes = pd.Categorical(col, categories=self.vocab[name]).codes
+            return np.where(codes < 0, np.nan, codes)
+        return pd.to_numeric(f[name], errors="coerce").to_numpy(float, na_value=np.nan)
+
     def matrix(self, f: pd.DataFrame) -> np.ndarray:
         """The feature matrix (float64, NaN where missing), filled column by column."""
         x = np.empty((len(f), len(FEATURES)))
         for j, name in enumerate(FEATURES):
-            if name in CATEGORICAL:
-                col = f[name]
-                if isinstance(col.dtype, pd.CategoricalDtype):  # a recode of the codes
-                    codes = col.cat.set_categories(self.vocab[name]).cat.codes.to_numpy()
-                else:
-                    codes = pd.Categorical(col, categories=self.vocab[name]).codes
-                x[:, j] = np.where(codes < 0, np.nan, codes)
-            else:
-                x[:, j] = pd.to_numeric(f[name], errors="coerce").to_numpy(float, na_value=np.nan)
+            x[:, j] = self.column(f, name)
         return x
+
+    def row_hashes(self, f: pd.DataFrame) -> np.ndarray:
+        """`row_hash` of each family's matrix row, summed column by column without building
+        the matrix (1.3 s at 6.3 M families, the matrix and its hash 3.9 s)."""
+        acc = np.zeros(len(f), dtype=np.uint64)
+        for j, name in enumerate(FEATURES):
+            bits = np.ascontiguousarray(self.column(f, name), dtype=np.float64).view(np.uint64)
+            acc += bits * _HASH[j]
+        return acc
 
     def save(self, folder: Path) -> None:
         with atomic_dir(folder) as tmp:
@@ -494,26 +507,22 @@ def predict(
     earners = (f["working"] > 0).to_numpy()
     expected = np.full(len(f), np.nan)
     scale = np.full(len(f), np.nan)
-    hashes = np.zeros(len(f), dtype=np.uint64)
+    hashes = model.row_hashes(f)
     same = np.zeros(len(f), dtype=bool)  # an unchanged feature row found in the memo
     if memo is not None:
         at = positions_in(f["family_id"], memo.ids, memo.keys)
-    for start in range(0, len(f), CHUNK):  # the feature matrix a chunk at a time
-        part = slice(start, start + CHUNK)
-        x = model.matrix(f.iloc[part])
-        hashes[part] = row_hash(x)
-        if memo is not None:
-            prev = at[part]
-            hit = (prev >= 0) & (memo.hashes[np.maximum(prev, 0)] == hashes[part])
-            same[part] = hit
-            for name, arr in (("expected", expected), ("scale", scale)):
-                arr[part][hit] = memo.raw[name][prev[hit]]
+        same = (at >= 0) & (memo.hashes[np.maximum(at, 0)] == hashes)
+        for name, arr in (("expected", expected), ("scale", scale)):
+            arr[same] = memo.raw[name][at[same]]
+    todo = np.nonzero(earners & ~same)[0]  # the families the models run for
+    for start in range(0, len(todo), CHUNK):  # their feature matrix a chunk at a time
+        rows = todo[start : start + CHUNK]
+        x = model.matrix(f.iloc[rows])
         for k in range(FOLDS):
-            rows = earners[part] & (fold[part] == k) & ~same[part]
-            if rows.any():
-                at_rows = np.nonzero(rows)[0] + start
-                expected[at_rows] = model.mean[k].predict(x[rows], num_threads=PREDICT_THREADS)
-                scale[at_rows] = model.scale[k].predict(x[rows], num_threads=PREDICT_THREADS)
+            mine = fold[rows] == k
+            if mine.any():
+                expected[rows[mine]] = model.mean[k].predict(x[mine], num_threads=PREDICT_THREADS)
+                scale[rows[mine]] = model.scale[k].predict(x[mine], num_threads=PREDICT_THREADS)
         del x
     raw = {"expected": expected.copy(), "scale": scale.copy()}
     scale = SD_PER_MEAN_ABS * np.maximum(scale, 0.05)

@@ -24,6 +24,7 @@ from qamqor.scoring.hidden_income import (
     _features,
     explain_income,
     predict,
+    row_hash,
     run_hidden_income,
     training_rows,
 )
@@ -225,6 +226,12 @@ def test_unchanged_families_are_taken_from_the_memo(nation: Path, tmp_path: Path
     ).table.to_pandas()
     pd.testing.assert_frame_equal(_by_family(third.out), _by_family(fresh), check_exact=True)
     assert Memo.load(model_dir, Model.load(model_dir)) is not None
+    # the memo's row hashes, summed column by column, are those of the matrix rows
+    model = Model.load(model_dir)
+    assert (model.row_hashes(f) == row_hash(model.matrix(f))).all()
+    f = f.copy()  # (the frame shares Arrow's read-only buffers)
+    f.loc[f.index[:3], "deposits"] += 1.0
+    assert (model.row_hashes(f) == row_hash(model.matrix(f))).all()
 
 
 def test_benefits_do_not_move_the_score(nation: Path, tmp_path: Path) -> None:
