@@ -345,11 +345,12 @@ def vocabularies(f: pd.DataFrame) -> dict[str, list[str]]:
     return {c: sorted(str(v) for v in pd.unique(f[c].dropna())) for c in CATEGORICAL}
 
 
-def training_rows(f: pd.DataFrame) -> list[np.ndarray]:
+def training_rows(f: pd.DataFrame, order: np.ndarray | None = None) -> list[np.ndarray]:
     """Each fold's training rows (positions in `f`, listed in family_id order): observed
     families of the other fold, at most MAX_TRAIN_PER_FOLD drawn with a fixed seed. The draw
-    is over the families in family_id order, so it does not depend on the order of `f`."""
-    order = family_order(f["family_id"])
+    is over the families in family_id order (`order`, else `family_order`), so it does not
+    depend on the order of `f`."""
+    order = family_order(f["family_id"]) if order is None else order
     obs, fold = observed(f)[order], fold_of(f["family_id"])[order]
     rng = np.random.default_rng(SEED)
     picked = []
@@ -494,12 +495,14 @@ def predict(
     f: pd.DataFrame,
     explain: np.ndarray | None = None,
     memo: Memo | None = None,
+    order: np.ndarray | None = None,
 ) -> Prediction:
     """Expected income, standardised gap, flag and the top 3 signals of the families in
     `explain` (a boolean mask; default: the flagged ones, the only ones the batch explains).
 
     With a `memo` of the same model, families whose feature rows are unchanged take their
-    predictions and signals from it. Returns the output table with what `Memo.save` keeps.
+    predictions and signals from it (found through `order`, the families' `family_order`, when
+    given). Returns the output table with what `Memo.save` keeps.
     """
     y = _target(f)
     fold = fold_of(f["family_id"])
@@ -510,7 +513,7 @@ def predict(
     hashes = model.row_hashes(f)
     same = np.zeros(len(f), dtype=bool)  # an unchanged feature row found in the memo
     if memo is not None:
-        at = positions_in(f["family_id"], memo.ids, memo.keys)
+        at = positions_in(f["family_id"], memo.ids, memo.keys, order)
         same = (at >= 0) & (memo.hashes[np.maximum(at, 0)] == hashes)
         for name, arr in (("expected", expected), ("scale", scale)):
             arr[same] = memo.raw[name][at[same]]
@@ -719,13 +722,19 @@ def family_order(ids: pd.Series) -> np.ndarray:
     return pc.sort_indices(pa.array(ids, pa.string())).to_numpy()
 
 
-def positions_in(ids: pd.Series, among: pa.Array, keys: np.ndarray | None = None) -> np.ndarray:
+def positions_in(
+    ids: pd.Series,
+    among: pa.Array,
+    keys: np.ndarray | None = None,
+    order: np.ndarray | None = None,
+) -> np.ndarray:
     """Each id's position in `among` (unique ids), -1 where absent. When the ids are
     pseudonyms and `keys` are `among`'s numbers in ascending order, a merge of the sorted
-    numbers (≈ 1.8 s at 6.3 M families, a hash of the text ≈ 4.5 s)."""
+    numbers (≈ 1.8 s at 6.3 M families, a hash of the text ≈ 4.5 s); `order` is the ids'
+    `family_order` when it is known."""
     key = pseudonym_numbers(ids)
     if key is not None and keys is not None and len(keys):
-        order = np.argsort(key, kind="stable")
+        order = np.argsort(key, kind="stable") if order is None else order
         at = np.minimum(np.searchsorted(keys, key[order]), len(keys) - 1)
         found = np.full(len(key), -1, dtype=np.int64)
         found[order] = np.where(keys[at] == key[order], at, -1)
@@ -766,7 +775,8 @@ def run_hidden_income(
     f = _features(card, engine, scores)
     seconds["features"] = time.perf_counter() - t
     t = time.perf_counter()
-    picked = training_rows(f)
+    order = family_order(f["family_id"])  # the training sample's and the memo lookup's
+    picked = training_rows(f, order)
     fingerprint = training_fingerprint(f, vocabularies(f), picked)
     saved = _saved(model_dir)
     if retrain:
@@ -792,7 +802,7 @@ def run_hidden_income(
     t = time.perf_counter()
     say("hidden income: predicting")
     memo = None if trained else Memo.load(model_dir, model)
-    pred = predict(model, f, memo=memo)
+    pred = predict(model, f, memo=memo, order=order)
     seconds["prediction"] = time.perf_counter() - t
     n = len(f)
     del f

@@ -203,3 +203,5 @@ def test_family_order_and_positions_follow_the_ids(ids: list[str]) -> None:
         assert [among.take(order)[i].as_py() if i >= 0 else None for i in found] == [
             ids[0], None, ids[2], ids[3]
         ]  # fmt: skip
+        known = positions_in(series, among.take(order), keys[order], family_order(series))
+        assert known.tolist() == found.tolist()
