@@ -138,6 +138,12 @@ def atomic_dir(final: Path) -> Iterator[Path]:
 ENGINES = ("duckdb", "spark")
 
 
+def _views(con: duckdb.DuckDBPyConnection, tables: dict[str, Path]) -> None:
+    """A view of each Parquet input under the name the query uses."""
+    for name, path in tables.items():
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({sql_path(path)})")
+
+
 def query_arrow(sql: str, tables: dict[str, Path], batch_rows: int = 500_000) -> pa.Table:
     """Run one SELECT (DuckDB) over Parquet inputs and return its rows as an Arrow table.
 
@@ -148,8 +154,7 @@ def query_arrow(sql: str, tables: dict[str, Path], batch_rows: int = 500_000) ->
     """
     con = connect()
     try:
-        for name, path in tables.items():
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({sql_path(path)})")
+        _views(con, tables)
         reader = con.sql(sql).to_arrow_reader(batch_rows)
         memory = pa.default_cpu_memory_manager()
         batches = [batch.copy_to(memory) for batch in reader]
@@ -181,8 +186,7 @@ def run_query(sql: str, tables: dict[str, Path], out: Path, engine: str = "duckd
             rows = run_query_spark(sql, tables, tmp)
         else:
             con = connect()
-            for name, path in tables.items():
-                con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({sql_path(path)})")
+            _views(con, tables)
             options = f"FORMAT parquet, COMPRESSION {PARQUET_COMPRESSION}"
             con.execute(f"COPY ({sql}) TO {sql_path(tmp)} ({options})")
             rows = con.execute(f"SELECT count(*) FROM read_parquet({sql_path(tmp)})").fetchone()[0]

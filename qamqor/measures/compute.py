@@ -56,14 +56,22 @@ def _num(x: float | None) -> str:
 def expr_sql(text: str, names: tuple[str, ...]) -> str:
     """A checked expression as SQL with every numeric literal cast to DOUBLE (same arithmetic
     on DuckDB and Spark); cached, as explaining one family generates every rule's SQL."""
-    tree = check_expression(text, names)
+    return _tree_sql(check_expression(text, names))
 
-    def cast(node: exp.Expression) -> exp.Expression:
+
+def _tree_sql(tree: exp.Expression, values: dict[str, float | None] | None = None) -> str:
+    """A checked expression tree as `expr_sql` writes it; with `values`, the names among them
+    (dated values) replaced by their values as literals."""
+    values = values or {}
+
+    def swap(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and node.name in values:
+            return sqlglot.parse_one(f"CAST({float(values[node.name])!r} AS DOUBLE)")
         if isinstance(node, exp.Literal) and not node.is_string:
             return sqlglot.parse_one(f"CAST({node.this} AS DOUBLE)")
         return node
 
-    return f"({tree.transform(cast).sql('duckdb')})"
+    return f"({tree.transform(swap).sql('duckdb')})"
 
 
 # --- 1. person and family facts -----------------------------------------------------------------
@@ -337,24 +345,11 @@ def person_prefilter(
             tree = check_expression(c.when, m.names)
             used = names_used(tree)
             if used <= set(PERSON_FACTS) | known:
-                own.append(_with_values(tree, values))
+                own.append(_tree_sql(tree, values))
         if not own:  # nothing to narrow the persons by: every person is a candidate
             return "TRUE"
         arms.append("(" + " AND ".join(own) + ")")
     return " OR ".join(arms) or "FALSE"
-
-
-def _with_values(tree: exp.Expression, values: dict[str, float | None]) -> str:
-    """An expression as `expr_sql` writes it, with dated values replaced by their literals."""
-
-    def swap(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Column) and node.name in values:
-            return sqlglot.parse_one(f"CAST({float(values[node.name])!r} AS DOUBLE)")
-        if isinstance(node, exp.Literal) and not node.is_string:
-            return sqlglot.parse_one(f"CAST({node.this} AS DOUBLE)")
-        return node
-
-    return f"({tree.copy().transform(swap).sql('duckdb')})"
 
 
 def measure_sql(m: Measure, switches: dict[str, bool] | None = None) -> str:
