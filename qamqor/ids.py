@@ -265,6 +265,15 @@ def _number_sql(col: str, pos: int) -> str:
     return f"(10 * {_digit_sql(col, pos)} + {_digit_sql(col, pos + 1)})"
 
 
+IIN_DIGITS = 12
+
+
+def iin_text_sql(expr: str) -> str:
+    """SQL of an IIN stored as a number (ingestion's form) as its 12-digit text: the leading
+    zeros come back (people born 2000–2009 have IINs starting with 0)."""
+    return f"lpad(CAST({expr} AS VARCHAR), {IIN_DIGITS}, '0')"
+
+
 def iin_checksum_sql(col: str) -> str:
     """SQL boolean: ``col`` is 12 digits with a valid check digit, century digit and date.
 

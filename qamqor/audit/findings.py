@@ -19,6 +19,7 @@ import duckdb
 from qamqor.engine import atomic_dir
 from qamqor.ids import pseudonym_sql
 from qamqor.linkage.identities import PAIRS, same_person
+from qamqor.registries.views import registry_text_view
 
 TYPES = (
     "paid_after_death",
@@ -87,7 +88,11 @@ def _views(con: duckdb.DuckDBPyConnection, d: Path, on: date | None) -> None:
         "facts": d / "entitlements" / "family_facts.parquet",
     }
     for name, path in files.items():
-        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({_need(path)})")
+        if path.parent.name == "ingested":  # IINs as text: the audit shows and hashes them
+            _need(path)
+            con.execute(registry_text_view(con, path, name))
+        else:
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({_need(path)})")
     con.execute(f"CREATE MACRO pid(iin) AS {pseudonym_sql('iin')}")
     # Everyone paid, once: the pseudonym, the card's family and the population record
     # (`registered`: the IIN is on the register). The rules read the payees' own records here

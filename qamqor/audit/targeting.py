@@ -22,7 +22,7 @@ import numpy as np
 
 from qamqor.countries import load_country
 from qamqor.engine import connect, sql_path
-from qamqor.ids import pseudonym_sql
+from qamqor.ids import iin_text_sql, pseudonym_sql
 
 SYSTEM = "system"  # every measure assessed, together
 # Not assessed: age pensions are income replacement, part of the true income that defines need.
@@ -102,7 +102,7 @@ def _tables(con, d: Path, lines: dict[str, float]) -> None:
         SELECT p.measure, p.amount, p.period, m.family_id
         FROM read_parquet({_need(d / "ingested" / "payments.parquet")}) p
         LEFT JOIN read_parquet({sql_path(d / "cards" / "members.parquet")}) m
-          ON m.person_id = {pseudonym_sql("p.iin")};
+          ON m.person_id = {pseudonym_sql(iin_text_sql("p.iin"))};
         CREATE TABLE spend AS
         SELECT family_id, measure, sum(amount) AS amount FROM pay
         WHERE measure NOT IN ({excluded}) GROUP BY ALL

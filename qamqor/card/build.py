@@ -3,8 +3,8 @@
 Pure SQL over the ingested registries (DuckDB by default; kept to portable joins, aggregates
 and CASE so SQLGlot can transpile it for Spark). No per-row Python.
 
-Built for 6 M families on a small machine (docs/card.md): IINs are joined as BIGINT
-(`registry_view`), the keyed pseudonym comes from ingestion, each person's attributes are
+Built for 6 M families on a small machine (docs/card.md): IINs are joined as the BIGINTs
+ingestion stores (`registry_view`), the keyed pseudonym comes from ingestion, each person's attributes are
 computed once (`alive`) and carried in `membership`; a family's demography and
 money are one aggregate over `membership`; asset and debt registries reach their families as
 one union joined once; intermediate tables are narrow and dropped after their last use, and
@@ -137,24 +137,24 @@ def money_sql(d: str) -> list[str]:
     m12 = f"{d} - INTERVAL 12 MONTH"
     return [
         f"""CREATE TEMP TABLE earnings AS  -- wages and self-employment income
-        SELECT CAST(iin_text AS BIGINT) AS iin,
+        SELECT iin,
                sum(income) FILTER (WHERE period >= {m3}) / 3 AS wage_3m,
                sum(income) FILTER (WHERE period >= {m12}) / 12 AS wage_12m,
                sum(pension_contribution) FILTER (WHERE period >= {m12}) AS contributions_12m,
                sum(declared_income) FILTER (WHERE period >= {m3}) / 3 AS self_3m,
                sum(declared_income) FILTER (WHERE period >= {m12}) / 12 AS self_12m
-        FROM (SELECT iin_text, period, income, pension_contribution,
+        FROM (SELECT iin, period, income, pension_contribution,
                      CAST(NULL AS DOUBLE) AS declared_income FROM income
               UNION ALL
-              SELECT iin_text, period, NULL, NULL, declared_income FROM tax) t
-        WHERE period < {d} GROUP BY iin_text""",
+              SELECT iin, period, NULL, NULL, declared_income FROM tax) t
+        WHERE period < {d} GROUP BY iin""",
         f"""CREATE TEMP TABLE paid AS  -- pensions and benefits paid
-        SELECT CAST(iin_text AS BIGINT) AS iin,
+        SELECT iin,
                sum(amount) FILTER (WHERE measure = 'age_pension' AND period >= {m3}) / 3
                  AS pension_3m,
                sum(amount) FILTER (WHERE measure NOT IN ('age_pension', 'birth')
                  AND period >= {m3}) / 3 AS benefits_3m
-        FROM payments WHERE period < {d} GROUP BY iin_text""",
+        FROM payments WHERE period < {d} GROUP BY iin""",
     ]
 
 

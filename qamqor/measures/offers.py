@@ -35,7 +35,7 @@ from sqlalchemy import (
 
 from qamqor.countries import NotInForceError, load_country
 from qamqor.engine import connect, sql_path
-from qamqor.ids import pseudonym_sql
+from qamqor.ids import iin_text_sql, pseudonym_sql
 from qamqor.levels.compute import card_path
 from qamqor.measures.catalogue import load_catalogue
 from qamqor.store.db import database_url, session_factory
@@ -175,7 +175,7 @@ def find_candidates(data_dir: Path, on: date, previous: date, country: str = "kz
                   FROM read_parquet({sql_path(pop)})
                   WHERE death_date IS NULL OR death_date > {d}),
                 p AS (
-                  SELECT {pseudonym_sql("iin")} AS person_id, due FROM due
+                  SELECT {pseudonym_sql(iin_text_sql("iin"))} AS person_id, due FROM due
                   WHERE due > {d} AND due <= {h} AND due > {p3})
                 SELECT m.family_id, m.person_id, f.region, 'age_pension', 'advance_notice',
                        {amount!r}, 'monthly', f.language, CAST(p.due AS DATE)

@@ -5,7 +5,9 @@ Reads ``DIR/registries/<name>.parquet`` (or ``.csv``) for every registry declare
 row against the declared schema inside DuckDB and writes
 
 * ``DIR/ingested/<name>.parquet``: the accepted rows, with the declared column types, in input
-  order (a registry whose file is missing gets an empty file with the declared columns); the
+  order (a registry whose file is missing gets an empty file with the declared columns); IIN
+  columns are stored as BIGINT, the number their 12 checked digits spell (the later steps'
+  joins are keyed on them; :mod:`qamqor.registries.views` gives the text back); the
   population also gets each person's keyed pseudonym ``person_id`` (``qamqor.ids``), which
   the card and the later steps use instead of hashing the IINs again;
 * ``DIR/quarantine/<name>.parquet``: the rejected rows, every declared column as its original
@@ -57,7 +59,7 @@ import duckdb
 
 from qamqor.countries import load_country
 from qamqor.engine import atomic_dir, connect, sql_path
-from qamqor.ids import iin_checksum_sql, iin_consistent_sql, pseudonym_sql
+from qamqor.ids import iin_checksum_sql, iin_consistent_sql, iin_text_sql, pseudonym_sql
 from qamqor.registries.schemas import BOOL, DATE, INT, MONEY, REGISTRIES, TEXT, Column, Registry
 
 __all__ = ["IngestError", "IngestReport", "RegistryReport", "ingest"]
@@ -321,6 +323,13 @@ def _typed_sql(raw: str, src_type: str, target: str) -> str:
     return f"TRY_CAST({text} AS {target})"
 
 
+def _stored_sql(col: Column) -> str:
+    """SQL of an accepted column as stored (`Column.stored_type`; `qamqor.registries.views`
+    gives an IIN's text back)."""
+    name = _q(col.name)
+    return f"CAST({name} AS {col.stored_type}) AS {name}" if col.iin else name
+
+
 def _iin_reason_sql(v: str) -> str:
     """SQL: NULL when the IIN text ``v`` is valid, else why not (the wording of validate_iin)."""
     cen = f"substring({v}, 7, 1)"
@@ -406,7 +415,7 @@ class _Job:
         log.debug("%s: %s in %.2f s", reg.name, what, time.perf_counter() - start)
 
     def write_empty(self, reg: Registry, out: Path) -> None:
-        cols = ", ".join(f"CAST(NULL AS {c.type}) AS {_q(c.name)}" for c in reg.columns)
+        cols = ", ".join(f"CAST(NULL AS {c.stored_type}) AS {_q(c.name)}" for c in reg.columns)
         self.con.execute(f"COPY (SELECT {cols} LIMIT 0) TO {sql_path(out)} (FORMAT parquet)")
 
     # -- one registry -----------------------------------------------------------------------
@@ -446,7 +455,7 @@ class _Job:
             n_dup = self._scalar("SELECT count(*) FROM dup")
 
         with self._step(reg, "accepted rows written"):
-            cols = ", ".join(_q(c.name) for c in reg.columns)
+            cols = ", ".join(_stored_sql(c) for c in reg.columns)
             if reg.name == "population":  # the keyed pseudonym, computed once for every step
                 cols += f", {pseudonym_sql('iin')} AS person_id"
             not_dup = " AND __row NOT IN (SELECT __row FROM dup)" if n_dup else ""
@@ -486,8 +495,8 @@ class _Job:
                 top = next(iter(reasons), "")
                 raise IngestError(f"{src}: no valid row in the population register (e.g. {top})")
             self.con.execute(
-                f"CREATE OR REPLACE TEMP TABLE pop_iin AS SELECT iin FROM read_parquet("
-                f"{sql_path(out)})"
+                f"CREATE OR REPLACE TEMP TABLE pop_iin AS SELECT {iin_text_sql('iin')} AS iin"
+                f" FROM read_parquet({sql_path(out)})"
             )
             self.have_population = True
         self.con.execute("DROP TABLE bad; DROP TABLE dup")

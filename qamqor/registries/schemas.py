@@ -28,6 +28,12 @@ class Column:
     past: bool = False  # a date not after the extract date
     description: str = ""
 
+    @property
+    def stored_type(self) -> str:
+        """The type of the column in DIR/ingested: an IIN (checked 12 digits) is stored as the
+        BIGINT they spell, every other column as declared."""
+        return "BIGINT" if self.iin else self.type
+
 
 @dataclass(frozen=True)
 class Registry:

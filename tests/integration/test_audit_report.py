@@ -58,7 +58,7 @@ def _by_hand(d: Path) -> dict:
     poor = set(real.loc[real["poor"], "family_id"])
     q20 = set(real.loc[real["q"] <= 0.2, "family_id"])
     pay = pd.read_parquet(d / "ingested" / "payments.parquet")
-    pay["person_id"] = pay["iin"].map(_pid)
+    pay["person_id"] = pay["iin"].map(lambda iin: _pid(f"{iin:012d}"))  # stored as a number
     pay = pay.merge(m[["person_id", "family_id"]], on="person_id", how="left")
     asp = set(pay.loc[pay["measure"] == "asp", "family_id"].dropna())
     system = pay[pay["measure"] != "age_pension"]

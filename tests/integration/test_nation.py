@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from qamqor.card.build import build_cards
 from qamqor.cli import app
+from qamqor.ids import iin_text_sql
 from qamqor.registries.ingest import ingest
 from qamqor.synth.calibration import calibrate
 from qamqor.synth.generate import generate
@@ -175,7 +176,8 @@ def test_population_ingested_without_pseudonyms_gives_the_same_cards(nation, tmp
 
 
 def test_population_ingested_with_another_key_is_refused(nation, tmp_path) -> None:
-    other = _ingested_copy(nation, tmp_path, "substr(sha256('another-key' || iin), 1, 16)")
+    other_key = f"substr(sha256('another-key' || {iin_text_sql('iin')}), 1, 16)"
+    other = _ingested_copy(nation, tmp_path, other_key)
     with pytest.raises(ValueError, match="another pseudonym key"):
         build_cards(other, date(2025, 10, 1))
     result = CliRunner().invoke(app, ["cards", str(other), "--date", "2025-10-01"])

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from qamqor.card.build import build_cards
 from qamqor.cli import app
-from qamqor.ids import pseudonym_sql
+from qamqor.ids import iin_text_sql, pseudonym_sql
 from qamqor.measures.compute import compute_entitlements
 from qamqor.measures.offers import OfferError, consent, create_offers, decline
 from qamqor.registries.ingest import ingest
@@ -79,7 +79,8 @@ def test_a_birth_gives_exactly_birth_and_childcare_offers(nation: Path, first_ru
     con = duckdb.connect()
     rows = con.execute(
         f"""
-        WITH b AS (SELECT {pseudonym_sql("iin")} AS child FROM '{ing}/civil_events.parquet'
+        WITH b AS (SELECT {pseudonym_sql(iin_text_sql("iin"))} AS child
+                   FROM '{ing}/civil_events.parquet'
                    WHERE event_type = 'birth' AND event_date > DATE '{D1}'
                      AND event_date <= DATE '{D2}'),
         m AS (SELECT * FROM '{h2}/{D2}/members.parquet'),
@@ -92,7 +93,7 @@ def test_a_birth_gives_exactly_birth_and_childcare_offers(nation: Path, first_ru
           AND fam.family_id NOT IN (SELECT family_id FROM m WHERE age >= 55)
           AND fam.family_id NOT IN (
               SELECT m.family_id FROM m JOIN '{ing}/health.parquet' hh
-                ON {pseudonym_sql("hh.iin")} = m.person_id
+                ON {pseudonym_sql(iin_text_sql("hh.iin"))} = m.person_id
               WHERE hh.disability_since > DATE '{D1}')
         ORDER BY 1"""
     ).fetchall()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import json
 import shutil
 import tempfile
@@ -17,9 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qamqor.countries import load_country
-from qamqor.ids import make_iin, validate_iin
+from qamqor.ids import PSEUDONYM_KEY, make_iin, validate_iin
 from qamqor.registries.ingest import IngestError, IngestReport, ingest
 from qamqor.registries.schemas import BY_NAME, REGISTRIES
+from qamqor.registries.views import registry_text_view, registry_view
 
 EXTRACT = dt.date(2025, 1, 1)
 KZ = load_country("kz")
@@ -44,7 +46,7 @@ PEOPLE = [
     (dt.date(1960, 3, 14), False),
     (dt.date(1965, 7, 1), True),
     (dt.date(1990, 12, 31), True),
-    (dt.date(2010, 2, 28), False),
+    (dt.date(2005, 2, 28), False),  # an IIN with a leading zero
     (dt.date(2020, 6, 15), True),
 ]
 IINS = [_iin(b, f, serial=10 + i) for i, (b, f) in enumerate(PEOPLE)]
@@ -238,6 +240,15 @@ def _rows(path: Path) -> list[dict[str, object]]:
     return pq.read_table(path).to_pylist()
 
 
+def _accepted(path: Path) -> list[dict[str, object]]:
+    """An ingested file's rows as the audit reads them: IINs as their 12-digit text."""
+    con = duckdb.connect()
+    con.execute(registry_text_view(con, path, "r"))
+    table = con.sql("SELECT * FROM r").to_arrow_table()
+    con.close()
+    return table.to_pylist()
+
+
 def _reasons(path: Path) -> dict[int, str]:
     return {r["row_number"]: r["reason"] for r in _rows(path)}
 
@@ -260,16 +271,36 @@ def ingested(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, IngestRepo
 def test_population_rows_are_quarantined_with_precise_reasons(ingested):
     root, report = ingested
     assert _reasons(root / "quarantine" / "population.parquet") == POPULATION_REASONS
-    accepted = _rows(root / "ingested" / "population.parquet")
+    accepted = _accepted(root / "ingested" / "population.parquet")
     assert [r["iin"] for r in accepted] == IINS
     assert accepted[3]["father_iin"] == IINS[0] and accepted[3]["birth_date"] == PEOPLE[3][0]
     assert report.registries["population"].accepted == len(IINS)
 
 
+def test_iins_are_stored_as_numbers_and_read_back_as_text(ingested):
+    root, _ = ingested
+    path = root / "ingested" / "population.parquet"
+    schema = pq.read_schema(path)
+    for name in ("iin", "father_iin", "mother_iin"):
+        assert schema.field(name).type == pa.int64()
+    stored = _rows(path)
+    assert [r["iin"] for r in stored] == [int(i) for i in IINS]
+    assert IINS[3].startswith("0") and _accepted(path)[3]["iin"] == IINS[3]
+    assert _accepted(path)[3]["father_iin"] == IINS[0]
+    con = duckdb.connect()  # the batch view: numbers, and the text beside them
+    con.execute(registry_view(con, path))
+    rows = con.execute("SELECT iin, iin_text, person_id FROM population").fetchall()
+    assert [(i, t) for i, t, _ in rows] == [(int(i), i) for i in IINS]
+    keyed = [hashlib.sha256((PSEUDONYM_KEY + i).encode()).hexdigest()[:16] for i in IINS]
+    assert [p for *_, p in rows] == keyed  # ingestion's pseudonym_sql, of the text
+    empty = pq.read_schema(root / "ingested" / "health.parquet")  # a missing registry
+    assert empty.field("iin").type == pa.int64()
+
+
 def test_income_rows_are_quarantined_with_precise_reasons(ingested):
     root, _ = ingested
     assert _reasons(root / "quarantine" / "income.parquet") == INCOME_REASONS
-    accepted = _rows(root / "ingested" / "income.parquet")
+    accepted = _accepted(root / "ingested" / "income.parquet")
     assert [(r["iin"], r["period"], r["income"]) for r in accepted] == [
         (IINS[0], dt.date(2024, 11, 1), 150000.5),
         (IINS[0], dt.date(2024, 12, 1), 150000.5),  # the first of the duplicated key
@@ -305,6 +336,7 @@ def test_quarantine_keeps_the_original_text(ingested):
 
 
 def test_accepted_rows_have_the_declared_types(ingested):
+    """As declared, IINs as BIGINT (`Column.stored_type`)."""
     root, _ = ingested
     want = {"VARCHAR": "VARCHAR", "DATE": "DATE", "BIGINT": "BIGINT", "DOUBLE": "DOUBLE"}
     want["BOOLEAN"] = "BOOLEAN"
@@ -314,7 +346,7 @@ def test_accepted_rows_have_the_declared_types(ingested):
         got = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{path}')").fetchall()
         derived = [("person_id", "VARCHAR")] if reg.name == "population" else []
         assert [(n, t) for n, t, *_ in got] == [
-            *((c.name, want[c.type]) for c in reg.columns),
+            *((c.name, want[c.stored_type]) for c in reg.columns),
             *derived,
         ]
 
@@ -532,7 +564,7 @@ def test_ingestion_agrees_with_a_row_by_row_oracle(rows):
         _write_csv(root / "registries" / "income.csv", rows)
         report = ingest(root)
         accepted, rejected = _oracle(rows)
-        got = _rows(root / "ingested" / "income.parquet")
+        got = _accepted(root / "ingested" / "income.parquet")
         assert [(r["iin"], r["period"], r["employer_bin"], r["income"]) for r in got] == accepted
         assert _reasons(root / "quarantine" / "income.parquet") == rejected
         income = report.registries["income"]
