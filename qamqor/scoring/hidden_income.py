@@ -444,14 +444,15 @@ class Memo:
     """The previous run's model outputs per family, valid for one saved model: a family whose
     feature row hashes the same gets the same predictions and SHAP signals without the model
     being run (`scores/model/memo.parquet`; training replaces the folder, and so the memo).
-    Pseudonymous families are kept in the order of their numbers (`family_key`), in which
-    `positions_in` finds them."""
+    Pseudonymous families are found by their numbers (`family_key`, saved beside the ids),
+    sorted once on loading, in which `positions_in` merges (`positions`)."""
 
     ids: pa.Array
     hashes: np.ndarray
     raw: dict[str, np.ndarray]  # expected, scale: the models' raw outputs
     explained: pa.Table  # EXPLAINED columns, one row per family (null if not explained)
     keys: np.ndarray | None = None  # the ids as pseudonym numbers, ascending
+    rows: np.ndarray | None = None  # the row of each of `keys` (None: keys in row order)
 
     FILE = "memo.parquet"
 
@@ -465,24 +466,35 @@ class Memo:
             t = pq.read_table(path)
         except (FileNotFoundError, OSError, ValueError):
             return None
-        keyed = "family_key" in t.column_names
+        keys = rows = None
+        if "family_key" in t.column_names:
+            keys = t.column("family_key").to_numpy()
+            if len(keys) and not (keys[1:] >= keys[:-1]).all():  # saved in row order
+                rows = np.argsort(keys, kind="stable")
+                keys = keys[rows]
         return cls(
             t.column("family_id").combine_chunks(),
             t.column("row_hash").to_numpy(),
             {k: t.column(k).to_numpy() for k in ("expected", "scale")},
             t.select(list(EXPLAINED)).combine_chunks(),
-            t.column("family_key").to_numpy() if keyed else None,
+            keys,
+            rows,
         )
+
+    def positions(self, ids: pd.Series, order: np.ndarray | None = None) -> np.ndarray:
+        """Each id's row in the memo, -1 where absent (`order`: the ids' `family_order`)."""
+        return positions_in(ids, self.ids, self.keys, order, self.rows)
 
     @staticmethod
     def save(model_dir: Path, model: Model, out: pa.Table, hashes, raw) -> None:
+        """The rows of `out` as they are (sorting them by key cost ≈ 3.5 s at 6.3 M families;
+        `load` sorts the numbers alone), with each id's pseudonym number."""
         table = out.select(["family_id", *EXPLAINED])
         for i, (name, values) in enumerate({"row_hash": hashes, **raw}.items()):
             table = table.add_column(1 + i, name, pa.array(values))
         keys = pseudonym_numbers(table.column("family_id"))
         if keys is not None:
-            order = np.argsort(keys, kind="stable")
-            table = table.take(order).append_column("family_key", pa.array(keys[order]))
+            table = table.append_column("family_key", pa.array(keys))
         table = table.replace_schema_metadata({"qamqor": json.dumps(_memo_key(model))})
         tmp = model_dir / f".{Memo.FILE}.tmp-{os.getpid()}"
         pq.write_table(table, tmp, compression=PARQUET_COMPRESSION, use_dictionary=SIGNALS)
@@ -516,7 +528,7 @@ def predict(
     hashes = model.row_hashes(f)
     same = np.zeros(len(f), dtype=bool)  # an unchanged feature row found in the memo
     if memo is not None:
-        at = positions_in(f["family_id"], memo.ids, memo.keys, order)
+        at = memo.positions(f["family_id"], order)
         same = (at >= 0) & (memo.hashes[np.maximum(at, 0)] == hashes)
         for name, arr in (("expected", expected), ("scale", scale)):
             arr[same] = memo.raw[name][at[same]]
@@ -730,17 +742,20 @@ def positions_in(
     among: pa.Array,
     keys: np.ndarray | None = None,
     order: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
     """Each id's position in `among` (unique ids), -1 where absent. When the ids are
     pseudonyms and `keys` are `among`'s numbers in ascending order, a merge of the sorted
-    numbers (≈ 1.8 s at 6.3 M families, a hash of the text ≈ 4.5 s); `order` is the ids'
-    `family_order` when it is known."""
+    numbers (≈ 1.8 s at 6.3 M families, a hash of the text ≈ 4.5 s); `rows` then gives the
+    position in `among` of each of `keys` (None: `among` is in key order). `order` is the
+    ids' `family_order` when it is known."""
     key = pseudonym_numbers(ids)
     if key is not None and keys is not None and len(keys):
         order = np.argsort(key, kind="stable") if order is None else order
         at = np.minimum(np.searchsorted(keys, key[order]), len(keys) - 1)
         found = np.full(len(key), -1, dtype=np.int64)
-        found[order] = np.where(keys[at] == key[order], at, -1)
+        hit = keys[at] == key[order]
+        found[order] = np.where(hit, at if rows is None else rows[at], -1)
         return found
     return pc.index_in(pa.array(ids, pa.string()), value_set=among).fill_null(-1).to_numpy()
 

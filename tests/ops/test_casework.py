@@ -20,6 +20,7 @@ from qamqor.store.casework import Case, CaseEvent, CentreDistrict, ChildInCare
 from qamqor.store.db import session_factory
 from qamqor.store.models import Offer
 from qamqor.store.published import FamilyCard
+from tests.factories import offer
 
 RUN_DATE = date(2025, 10, 1)
 
@@ -132,24 +133,7 @@ def test_offer_sender_crash_duplicates_nothing(nation, store_url, tmp_path):
     # two entitlement runs are needed for offers: make every family's offers by hand instead
     with sessions.begin() as s:
         for i in range(12):
-            s.add(
-                Offer(
-                    offer_key=f"f{i}:-:asp:2025-10-01",
-                    family_id=f"f{i}",
-                    measure="asp",
-                    kind="entitlement",
-                    amount=1000.0 + i,
-                    period="monthly",
-                    language="ru",
-                    message="Вам положена АСП",
-                    status="pending",
-                    key_date=RUN_DATE,
-                    created_on=RUN_DATE,
-                    previous_run=RUN_DATE,
-                    status_on=RUN_DATE,
-                    created_at=RUN_DATE,
-                )
-            )
+            s.add(offer(f"f{i}", "asp", RUN_DATE, amount=1000.0 + i, message="Вам положена АСП"))
     box = tmp_path / "outbox" / "messages.jsonl"
     with pytest.raises(SimulatedCrash):
         send_pending(sessions, FileChannel(box), RUN_DATE, crash_after=5)

@@ -18,6 +18,7 @@ from qamqor.measures.catalogue import load_catalogue
 from qamqor.measures.offers import create_offers, message
 from qamqor.store.db import session_factory
 from qamqor.store.models import Offer
+from tests.factories import offer
 
 D1, D2 = date(2025, 9, 1), date(2025, 10, 1)
 FAMILIES = 1_200
@@ -79,22 +80,18 @@ def _earlier_offers(url: str) -> None:
                 continue
             key_date, status, created_on = EARLIER[i % 7]
             s.add(
-                Offer(
+                offer(
+                    f"f{i:04d}",
+                    "birth",
+                    created_on,
                     offer_key=f"f{i:04d}:p{i:04d}:birth:{key_date.isoformat()}",
-                    family_id=f"f{i:04d}",
                     person_id=f"p{i:04d}",
-                    measure="birth",
-                    kind="entitlement",
                     amount=150_000.0,
                     period="once",
-                    language="ru",
                     message="earlier",
                     status=status,
                     key_date=key_date,
-                    created_on=created_on,
                     previous_run=D1,
-                    status_on=created_on,
-                    created_at=created_on,
                 )
             )
 

@@ -205,3 +205,6 @@ def test_family_order_and_positions_follow_the_ids(ids: list[str]) -> None:
         ]  # fmt: skip
         known = positions_in(series, among.take(order), keys[order], family_order(series))
         assert known.tolist() == found.tolist()
+        # a memo in row order: the sorted numbers and each one's row, the positions in `among`
+        rows = positions_in(series, among, keys[order], rows=order)
+        assert rows.tolist() == [2, -1, 0, 3]

@@ -7,12 +7,14 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+
+from tests.factories import offer
 
 RUN = date(2025, 10, 1)
 PASSWORD = "qamqor-demo"
@@ -33,7 +35,6 @@ def nation(tmp_path_factory) -> Path:
     from qamqor.ops.demo import seed_demo_users
     from qamqor.store.access import User
     from qamqor.store.db import database_url, session_factory
-    from qamqor.store.models import Offer
     from qamqor.synth.generate import generate
 
     out = tmp_path_factory.mktemp("web") / "nation"
@@ -47,24 +48,7 @@ def nation(tmp_path_factory) -> Path:
         for i, measure in enumerate(
             ("asp", "large_family", "housing_assistance", "birth", "childcare", "disability")
         ):
-            s.add(
-                Offer(
-                    offer_key=f"web-test-{i}",
-                    family_id=family,
-                    measure=measure,
-                    kind="entitlement",
-                    amount=10000 + i,
-                    period="monthly",
-                    language="ru",
-                    message="test offer",
-                    status="pending",
-                    key_date=RUN,
-                    created_on=RUN,
-                    previous_run=RUN,
-                    status_on=RUN,
-                    created_at=datetime.now(UTC).replace(tzinfo=None),
-                )
-            )
+            s.add(offer(family, measure, RUN, offer_key=f"web-test-{i}", amount=10000 + i))
     return out
 
 
