@@ -17,8 +17,9 @@ from pathlib import Path
 
 from qamqor.countries import load_country
 from qamqor.engine import connect, sql_path
-from qamqor.ids import iin_text_sql, pseudonym_sql
+from qamqor.ids import pseudonym_sql
 from qamqor.measures.catalogue import load_catalogue
+from qamqor.registries.views import registry_text_view
 
 TOP = 2000  # findings listed in the page; the full list is findings.parquet
 PER_FINDING_ROWS = 12  # payment rows shown per finding
@@ -105,6 +106,9 @@ def _rows(con, sql: str) -> list[dict]:
 
 
 def _views(con, d: Path) -> None:
+    payments = d / "ingested" / "payments.parquet"
+    _need(payments)
+    con.execute(registry_text_view(con, payments, "payments"))  # IINs as text, to hash
     con.execute(
         f"""
         CREATE VIEW findings AS SELECT *
@@ -114,11 +118,11 @@ def _views(con, d: Path) -> None:
         CREATE VIEW ent AS SELECT *
             FROM read_parquet({_need(d / "entitlements" / "entitlements.parquet")});
         CREATE TABLE pay AS
-        SELECT p.payment_id, {pseudonym_sql(iin_text_sql("p.iin"))} AS person_id, m.family_id,
+        SELECT p.payment_id, {pseudonym_sql("p.iin")} AS person_id, m.family_id,
                p.measure, p.period, p.amount, p.region, p.paid_date
-        FROM read_parquet({_need(d / "ingested" / "payments.parquet")}) p
+        FROM payments p
         LEFT JOIN read_parquet({_need(d / "cards" / "members.parquet")}) m
-          ON m.person_id = {pseudonym_sql(iin_text_sql("p.iin"))};
+          ON m.person_id = {pseudonym_sql("p.iin")};
         CREATE TABLE f AS
         WITH pr AS (SELECT person_id, min(region) AS region FROM pay GROUP BY 1)
         SELECT x.*, coalesce(c.region, pr.region, 'unknown') AS region

@@ -22,7 +22,8 @@ import numpy as np
 
 from qamqor.countries import load_country
 from qamqor.engine import connect, sql_path
-from qamqor.ids import iin_text_sql, pseudonym_sql
+from qamqor.ids import pseudonym_sql
+from qamqor.registries.views import registry_text_view
 
 SYSTEM = "system"  # every measure assessed, together
 # Not assessed: age pensions are income replacement, part of the true income that defines need.
@@ -70,6 +71,9 @@ def _tables(con, d: Path, lines: dict[str, float]) -> None:
     (family_id NULL: a payee with no card family), plus the `system` rows."""
     line = " ".join(f"WHEN '{r}' THEN {float(v)!r}" for r, v in lines.items())
     excluded = ", ".join(f"'{m}'" for m in NOT_ASSESSED)
+    payments = d / "ingested" / "payments.parquet"
+    _need(payments)
+    con.execute(registry_text_view(con, payments, "payments"))  # IINs as text, to hash
     con.execute(
         f"""
         CREATE TABLE truth AS
@@ -100,9 +104,9 @@ def _tables(con, d: Path, lines: dict[str, float]) -> None:
           USING (family_id);
         CREATE TABLE pay AS
         SELECT p.measure, p.amount, p.period, m.family_id
-        FROM read_parquet({_need(d / "ingested" / "payments.parquet")}) p
+        FROM payments p
         LEFT JOIN read_parquet({sql_path(d / "cards" / "members.parquet")}) m
-          ON m.person_id = {pseudonym_sql(iin_text_sql("p.iin"))};
+          ON m.person_id = {pseudonym_sql("p.iin")};
         CREATE TABLE spend AS
         SELECT family_id, measure, sum(amount) AS amount FROM pay
         WHERE measure NOT IN ({excluded}) GROUP BY ALL

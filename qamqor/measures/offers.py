@@ -35,9 +35,10 @@ from sqlalchemy import (
 
 from qamqor.countries import NotInForceError, load_country
 from qamqor.engine import connect, sql_path
-from qamqor.ids import iin_text_sql, pseudonym_sql
+from qamqor.ids import pseudonym_sql
 from qamqor.levels.compute import card_path
 from qamqor.measures.catalogue import load_catalogue
+from qamqor.registries.views import registry_text_view
 from qamqor.store.db import database_url, session_factory
 from qamqor.store.models import OPEN_STATUSES, Assignment, Offer
 
@@ -167,15 +168,16 @@ def find_candidates(data_dir: Path, on: date, previous: date, country: str = "kz
         )
         # Came within 3 months of pension age since the previous run, not there yet.
         # the window of due dates is tested before the keyed hash: a few thousand people are
-        # hashed instead of the whole register
+        # hashed instead of the whole register (their IINs as text, as the pseudonym hashes them)
+        con.execute(registry_text_view(con, pop, "population"))
         rows += con.execute(
             f"""WITH due AS (
                   SELECT iin, birth_date + to_months(
                            CASE WHEN sex = 'M' THEN {men} ELSE {women} END) AS due
-                  FROM read_parquet({sql_path(pop)})
+                  FROM population
                   WHERE death_date IS NULL OR death_date > {d}),
                 p AS (
-                  SELECT {pseudonym_sql(iin_text_sql("iin"))} AS person_id, due FROM due
+                  SELECT {pseudonym_sql("iin")} AS person_id, due FROM due
                   WHERE due > {d} AND due <= {h} AND due > {p3})
                 SELECT m.family_id, m.person_id, f.region, 'age_pension', 'advance_notice',
                        {amount!r}, 'monthly', f.language, CAST(p.due AS DATE)
