@@ -270,7 +270,8 @@ IIN_DIGITS = 12
 
 def iin_text_sql(expr: str) -> str:
     """SQL of an IIN stored as a number (ingestion's form) as its 12-digit text: the leading
-    zeros come back (people born 2000–2009 have IINs starting with 0)."""
+    zeros come back (people born 2000–2009 have IINs starting with 0). The 12-digit text of an
+    older ingestion comes through unchanged."""
     return f"lpad(CAST({expr} AS VARCHAR), {IIN_DIGITS}, '0')"
 
 

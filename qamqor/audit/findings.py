@@ -74,12 +74,18 @@ def _need(path: Path) -> str:
 
 
 def _views(con: duckdb.DuckDBPyConnection, d: Path, on: date | None) -> None:
+    registries = {  # IINs as text: the audit shows and hashes them
+        "payments_raw": "payments",
+        "population": "population",
+        "civil_events": "civil_events",
+        "income": "income",
+        "tax": "tax",
+    }
+    for name, registry in registries.items():
+        path = d / "ingested" / f"{registry}.parquet"
+        _need(path)
+        con.execute(registry_text_view(con, path, name))
     files = {
-        "payments_raw": d / "ingested" / "payments.parquet",
-        "population": d / "ingested" / "population.parquet",
-        "civil_events": d / "ingested" / "civil_events.parquet",
-        "income": d / "ingested" / "income.parquet",
-        "tax": d / "ingested" / "tax.parquet",
         "ent": d / "entitlements" / "entitlements.parquet",
         "members": d / "cards" / "members.parquet",
         "card": d / "cards" / "families.parquet",
@@ -88,11 +94,7 @@ def _views(con: duckdb.DuckDBPyConnection, d: Path, on: date | None) -> None:
         "facts": d / "entitlements" / "family_facts.parquet",
     }
     for name, path in files.items():
-        if path.parent.name == "ingested":  # IINs as text: the audit shows and hashes them
-            _need(path)
-            con.execute(registry_text_view(con, path, name))
-        else:
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({_need(path)})")
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({_need(path)})")
     con.execute(f"CREATE MACRO pid(iin) AS {pseudonym_sql('iin')}")
     # Everyone paid, once: the pseudonym, the card's family and the population record
     # (`registered`: the IIN is on the register). The rules read the payees' own records here

@@ -4,8 +4,8 @@ Pure SQL over the ingested registries (DuckDB by default; kept to portable joins
 and CASE so SQLGlot can transpile it for Spark). No per-row Python.
 
 Built for 6 M families on a small machine (docs/card.md): IINs are joined as the BIGINTs
-ingestion stores (`registry_view`), the keyed pseudonym comes from ingestion, each person's attributes are
-computed once (`alive`) and carried in `membership`; a family's demography and
+ingestion stores (`registry_view`), the keyed pseudonym comes from ingestion, each person's
+attributes are computed once (`alive`) and carried in `membership`; a family's demography and
 money are one aggregate over `membership`; asset and debt registries reach their families as
 one union joined once; intermediate tables are narrow and dropped after their last use, and
 DuckDB works under a memory limit, spilling to a scratch folder rather than growing.

@@ -37,11 +37,11 @@ def registry_view(con, path: Path) -> str:
     select = "*"
     if text:
         select = f"* REPLACE ({', '.join(f'CAST({c} AS BIGINT) AS {c}' for c in text)})"
+    # (`iin` here is the stored column, number or text: `iin_text_sql` gives the text of both)
     if "iin" in cols:
-        select += ", iin AS iin_text" if "iin" in text else f", {iin_text_sql('iin')} AS iin_text"
+        select += f", {iin_text_sql('iin')} AS iin_text"
     if path.stem == "population" and "person_id" not in cols:  # ingested by an older version
-        iin = "iin" if "iin" in text else iin_text_sql("iin")
-        select += f", {pseudonym_sql(iin)} AS person_id"
+        select += f", {pseudonym_sql(iin_text_sql('iin'))} AS person_id"
     return f"CREATE VIEW {path.stem} AS SELECT {select} FROM {scan}"
 
 
