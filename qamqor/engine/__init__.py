@@ -155,12 +155,18 @@ def query_arrow(sql: str, tables: dict[str, Path], batch_rows: int = 500_000) ->
     con = connect()
     try:
         _views(con, tables)
-        reader = con.sql(sql).to_arrow_reader(batch_rows)
-        memory = pa.default_cpu_memory_manager()
-        batches = [batch.copy_to(memory) for batch in reader]
-        return pa.Table.from_batches(batches, schema=reader.schema)
+        return fetch_arrow(con, sql, batch_rows)
     finally:
         con.close()
+
+
+def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str, batch_rows: int = 500_000) -> pa.Table:
+    """`query_arrow` on an open connection: the rows of one SELECT, copied into Arrow's memory
+    batch by batch (DuckDB's buffers are released as they go)."""
+    reader = con.sql(sql).to_arrow_reader(batch_rows)
+    memory = pa.default_cpu_memory_manager()
+    batches = [batch.copy_to(memory) for batch in reader]
+    return pa.Table.from_batches(batches, schema=reader.schema)
 
 
 class EngineError(RuntimeError):

@@ -25,12 +25,12 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
 
+import duckdb
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -42,7 +42,7 @@ from qamqor.engine import (
     PARQUET_COMPRESSION,
     atomic_dir,
     connect,
-    query_arrow,
+    fetch_arrow,
     run_query,
     sql_path,
 )
@@ -167,12 +167,18 @@ CARD_COLUMNS = (
 )  # fmt: skip
 
 
-def features_sql(card_columns: set[str]) -> str:
-    """One SELECT over `card`: the model's inputs, declared income and the training signals."""
+def features_sql(card_columns: set[str], hashed: bool = False) -> str:
+    """One SELECT over `card`: the model's inputs, declared income and the training signals.
+
+    With `hashed` (DuckDB), the co-residents' window partitions by the 64-bit hash of the
+    housing key rather than by its eleven columns: the same households (two distinct keys
+    would have to collide, odds ≈ 10⁻⁶ per run at 6 M families), ≈ 1.7 s less at 6.3 M.
+    Spark's `hash` has 32 bits, so it partitions by the columns themselves."""
     if "household_id" in card_columns:
         part = "household_id"
     else:  # families without a housing record are households of their own
         part = ", ".join([*HOUSING_KEY, "CASE WHEN housing_area_m2 IS NULL THEN family_id END"])
+        part = f"hash({part})" if hashed else part
     window = f"(PARTITION BY {part})"
 
     def others(name: str, col: str) -> str:
@@ -276,11 +282,6 @@ class Model:
             x[:, j] = self.column(f, name)
         return x
 
-    def row_hashes(self, f: pd.DataFrame) -> np.ndarray:
-        """`row_hash` of each family's matrix row, summed column by column without building
-        the matrix (1.3 s at 6.3 M families, the matrix and its hash 3.9 s)."""
-        return _hash_columns((self.column(f, name) for name in FEATURES), len(f))
-
     def save(self, folder: Path) -> None:
         with atomic_dir(folder) as tmp:
             for k in range(FOLDS):
@@ -341,61 +342,78 @@ def vocabularies(f: pd.DataFrame) -> dict[str, list[str]]:
     return {c: sorted(str(v) for v in pd.unique(f[c].dropna())) for c in CATEGORICAL}
 
 
-def training_rows(f: pd.DataFrame, order: np.ndarray | None = None) -> list[np.ndarray]:
-    """Each fold's training rows (positions in `f`, listed in family_id order): observed
-    families of the other fold, at most MAX_TRAIN_PER_FOLD drawn with a fixed seed. The draw
-    is over the families in family_id order (`order`, else `family_order`), so it does not
-    depend on the order of `f`."""
-    order = family_order(f["family_id"]) if order is None else order
-    obs, fold = observed(f)[order], fold_of(f["family_id"])[order]
+# What `observed` and `fold_of` read: the training sample is drawn from these columns alone.
+OBSERVED_INPUTS = (
+    "family_id", "earned_income", "self_employment_12m", "working", "able_bodied",
+    "contributions_12m", "wages_12m",
+)  # fmt: skip
+
+
+def training_rows(ids: pa.Array | pd.Series, obs: np.ndarray) -> list[np.ndarray]:
+    """Each fold's training rows (positions in `ids`, listed in family_id order): observed
+    families (`obs`, `observed`) of the other fold, at most MAX_TRAIN_PER_FOLD drawn with a
+    fixed seed. The draw is over the families in family_id order (`family_order`), so it does
+    not depend on the order of `ids`."""
+    ids = ids if isinstance(ids, pa.Array) else pa.array(ids, pa.string())
+    candidates = np.nonzero(obs)[0]  # only the observed families are put in order
+    candidates = candidates[family_order(ids.take(candidates))]
+    fold = fold_of(ids.take(candidates))
     rng = np.random.default_rng(SEED)
     picked = []
     for k in range(FOLDS):
-        rows = np.nonzero(obs & (fold != k))[0]  # ranks in family_id order
+        rows = candidates[fold != k]
         if len(rows) > MAX_TRAIN_PER_FOLD:
             rows = rows[np.sort(rng.choice(len(rows), MAX_TRAIN_PER_FOLD, replace=False))]
-        picked.append(order[rows])
+        picked.append(rows)
     return picked
 
 
-def training_fingerprint(f: pd.DataFrame, vocab: dict, picked: list[np.ndarray]) -> str:
+def training_fingerprint(vocab: dict, samples: list[pd.DataFrame]) -> str:
     """A hash of exactly what training reads: the vocabularies, and the ids, features and
-    targets of the training rows. Training is deterministic, so the same fingerprint (and
-    model version) would give the saved model again, byte for byte: it is reused instead."""
+    targets of each fold's training rows (`samples`, in family_id order). Training is
+    deterministic, so the same fingerprint (and model version) would give the saved model
+    again, byte for byte: it is reused instead."""
     h = hashlib.sha256(json.dumps(vocab, sort_keys=True).encode())
     probe = Model([], [], vocab, {})
-    for rows in picked:
-        sub = f.iloc[rows]
+    for sub in samples:
         h.update("\n".join(sub["family_id"].astype(str)).encode())
         h.update(np.ascontiguousarray(probe.matrix(sub)).tobytes())
         h.update(np.ascontiguousarray(_target(sub)).tobytes())
     return h.hexdigest()
 
 
-def train(f: pd.DataFrame, picked: list[np.ndarray] | None = None) -> tuple[Model, dict]:
-    """Cross-fitted models on the observed families; returns the model and held-out metrics."""
-    model = Model([], [], vocabularies(f), {})
-    picked = picked if picked is not None else training_rows(f)
-    used = np.unique(np.concatenate(picked))
-    # only the training rows are turned into a matrix (a whole nation's would not fit twice)
-    x, y = model.matrix(f.iloc[used]), _target(f.iloc[used])
-    fold = fold_of(f["family_id"].iloc[used])
-    local = [np.searchsorted(used, rows) for rows in picked]
+def train(
+    samples: list[pd.DataFrame], vocab: dict[str, list[str]], population: int
+) -> tuple[Model, dict]:
+    """Cross-fitted models: fold k's on `samples[k]` (observed families of the other folds,
+    in family_id order, `training_rows`); returns the model and held-out metrics.
+    `population`: the observed families the samples were drawn from."""
+    model = Model([], [], vocab, {})
+    x = [model.matrix(s) for s in samples]
+    y = [_target(s) for s in samples]
     for k in range(FOLDS):
-        model.mean.append(_train(MEAN_PARAMS, x[local[k]], y[local[k]]))
-    # Held-out gaps of the training rows (each by the other fold's model) teach the scale
-    # model what is usual for families like them.
-    gap = np.full(len(used), np.nan)
+        model.mean.append(_train(MEAN_PARAMS, x[k], y[k]))
+    # Held-out gaps of the training rows (each by its own fold's model, which did not see
+    # it) teach the scale model what is usual for families like them.
+    gaps = []
     for k in range(FOLDS):
-        held = np.nonzero(fold == k)[0]
-        gap[held] = model.mean[k].predict(x[held], num_threads=1) - y[held]
+        fold = fold_of(samples[k]["family_id"])
+        gap = np.full(len(samples[k]), np.nan)
+        for j in np.unique(fold):
+            mine = fold == j
+            gap[mine] = model.mean[j].predict(x[k][mine], num_threads=1) - y[k][mine]
+        gaps.append(gap)
     for k in range(FOLDS):
-        model.scale.append(_train(SCALE_PARAMS, x[local[k]], np.abs(gap[local[k]])))
-    resid, y_used = -gap, y
+        model.scale.append(_train(SCALE_PARAMS, x[k], np.abs(gaps[k])))
+    # each training family once (with two folds the samples are disjoint)
+    ids = np.concatenate([s["family_id"].to_numpy(str) for s in samples])
+    _, first = np.unique(ids, return_index=True)
+    resid = -np.concatenate(gaps)[first]
+    y_used = np.concatenate(y)[first]
     metrics = {
-        "training_population": int(observed(f).sum()),
-        "training_rows_per_fold": [len(r) for r in picked],
-        "held_out_families": len(used),
+        "training_population": population,
+        "training_rows_per_fold": [len(s) for s in samples],
+        "held_out_families": len(first),
         "held_out_r2": float(1 - np.sum(resid**2) / np.sum((y_used - y_used.mean()) ** 2)),
         "held_out_mae_log": float(np.mean(np.abs(resid))),
         "held_out_median_abs_gap_log": float(np.median(np.abs(resid))),
@@ -417,8 +435,6 @@ def train(f: pd.DataFrame, picked: list[np.ndarray] | None = None) -> tuple[Mode
     return model, metrics
 
 
-# Row hash of a family's feature vector (exact float64 bits): odd multipliers, fixed.
-_HASH = np.random.default_rng(SEED).integers(1, 2**63, len(FEATURES), dtype=np.uint64) | 1
 # The only columns of the outputs worth a Parquet dictionary (a few feature names); trying one
 # for every column cost ≈ 1.7 s of 5.2 writing the 6.3 M-family output.
 SIGNALS = ["signal_1", "signal_2", "signal_3"]
@@ -426,116 +442,22 @@ EXPLAINED = (
     "signal_1", "value_1", "effect_1", "signal_2", "value_2", "effect_2",
     "signal_3", "value_3", "effect_3", "context_effect",
 )  # fmt: skip
+# The output's layout: a previous output is reused row by row only if it has this one.
+OUTPUT_VERSION = 2
 
 
-def row_hash(x: np.ndarray) -> np.ndarray:
-    """A 64-bit hash of each row's exact bits: equal rows always, different rows all but never
-    (a change of any single value always changes it; two values at once with odds 2**-64)."""
-    return _hash_columns(x.T, len(x))
-
-
-def _hash_columns(columns: Iterable[np.ndarray], rows: int) -> np.ndarray:
-    """`row_hash` summed column by column: each column's exact float64 bits times its odd
-    multiplier, added modulo 2**64 (so in any order)."""
-    acc = np.zeros(rows, dtype=np.uint64)
-    for j, values in enumerate(columns):
-        acc += np.ascontiguousarray(values, dtype=np.float64).view(np.uint64) * _HASH[j]
-    return acc
-
-
-@dataclass
-class Memo:
-    """The previous run's model outputs per family, valid for one saved model: a family whose
-    feature row hashes the same gets the same predictions and SHAP signals without the model
-    being run (`scores/model/memo.parquet`; training replaces the folder, and so the memo).
-    Pseudonymous families are found by their numbers (`family_key`, saved beside the ids),
-    sorted once on loading, in which `positions_in` merges (`positions`)."""
-
-    ids: pa.Array
-    hashes: np.ndarray
-    raw: dict[str, np.ndarray]  # expected, scale: the models' raw outputs
-    explained: pa.Table  # EXPLAINED columns, one row per family (null if not explained)
-    keys: np.ndarray | None = None  # the ids as pseudonym numbers, ascending
-    rows: np.ndarray | None = None  # the row of each of `keys`
-
-    FILE = "memo.parquet"
-
-    @classmethod
-    def load(cls, model_dir: Path, model: Model) -> Memo | None:
-        path = model_dir / cls.FILE
-        try:
-            meta = pq.read_schema(path).metadata or {}
-            if json.loads(meta.get(b"qamqor", b"{}")) != _memo_key(model):
-                return None
-            t = pq.read_table(path)
-        except (FileNotFoundError, OSError, ValueError):
-            return None
-        keys = rows = None
-        if "family_key" in t.column_names:  # the numbers in ascending order, each one's row
-            saved = t.column("family_key").to_numpy()
-            rows = np.argsort(saved, kind="stable")
-            keys = saved[rows]
-        return cls(
-            t.column("family_id").combine_chunks(),
-            t.column("row_hash").to_numpy(),
-            {k: t.column(k).to_numpy() for k in ("expected", "scale")},
-            t.select(list(EXPLAINED)).combine_chunks(),
-            keys,
-            rows,
-        )
-
-    def positions(self, ids: pd.Series, order: np.ndarray | None = None) -> np.ndarray:
-        """Each id's row in the memo, -1 where absent (`order`: the ids' `family_order`)."""
-        return positions_in(ids, self.ids, self.keys, order, self.rows)
-
-    @staticmethod
-    def save(model_dir: Path, model: Model, out: pa.Table, hashes, raw) -> None:
-        """The rows of `out` as they are (sorting them by key cost ≈ 3.5 s at 6.3 M families;
-        `load` sorts the numbers alone), with each id's pseudonym number."""
-        table = out.select(["family_id", *EXPLAINED])
-        for i, (name, values) in enumerate({"row_hash": hashes, **raw}.items()):
-            table = table.add_column(1 + i, name, pa.array(values))
-        keys = pseudonym_numbers(table.column("family_id"))
-        if keys is not None:
-            table = table.append_column("family_key", pa.array(keys))
-        table = table.replace_schema_metadata({"qamqor": json.dumps(_memo_key(model))})
-        tmp = model_dir / f".{Memo.FILE}.tmp-{os.getpid()}"
-        pq.write_table(table, tmp, compression=PARQUET_COMPRESSION, use_dictionary=SIGNALS)
-        tmp.replace(model_dir / Memo.FILE)
-
-
-def _memo_key(model: Model) -> dict:
-    return {k: model.meta.get(k) for k in ("model_version", "training_fingerprint")}
-
-
-def predict(
-    model: Model,
-    f: pd.DataFrame,
-    explain: np.ndarray | None = None,
-    memo: Memo | None = None,
-    order: np.ndarray | None = None,
-) -> Prediction:
+def predict(model: Model, f: pd.DataFrame, explain: np.ndarray | None = None) -> pa.Table:
     """Expected income, standardised gap, flag and the top 3 signals of the families in
-    `explain` (a boolean mask; default: the flagged ones, the only ones the batch explains).
-
-    With a `memo` of the same model, families whose feature rows are unchanged take their
-    predictions and signals from it (found through `order`, the families' `family_order`, when
-    given). Returns the output table with what `Memo.save` keeps.
-    """
+    `explain` (a boolean mask; default: the flagged ones, the only ones the batch explains),
+    one row per family of `f`, in its order, with the family's `feature_hash` (`run_hidden_income`
+    reuses an unchanged family's row the next time)."""
     y = _target(f)
     fold = fold_of(f["family_id"])
     # Only declared work income can be under-declared: families without any are not scored.
     earners = (f["working"] > 0).to_numpy()
     expected = np.full(len(f), np.nan)
     scale = np.full(len(f), np.nan)
-    hashes = model.row_hashes(f)
-    same = np.zeros(len(f), dtype=bool)  # an unchanged feature row found in the memo
-    if memo is not None:
-        at = memo.positions(f["family_id"], order)
-        same = (at >= 0) & (memo.hashes[np.maximum(at, 0)] == hashes)
-        for name, arr in (("expected", expected), ("scale", scale)):
-            arr[same] = memo.raw[name][at[same]]
-    todo = np.nonzero(earners & ~same)[0]  # the families the models run for
+    todo = np.nonzero(earners)[0]  # the families the models run for
     for start in range(0, len(todo), CHUNK):  # their feature matrix a chunk at a time
         rows = todo[start : start + CHUNK]
         x = model.matrix(f.iloc[rows])
@@ -545,7 +467,6 @@ def predict(
                 expected[rows[mine]] = model.mean[k].predict(x[mine], num_threads=PREDICT_THREADS)
                 scale[rows[mine]] = model.scale[k].predict(x[mine], num_threads=PREDICT_THREADS)
         del x
-    raw = {"expected": expected.copy(), "scale": scale.copy()}
     scale = SD_PER_MEAN_ABS * np.maximum(scale, 0.05)
     z = (expected - y) / scale
     informal = informal_sign(f)
@@ -565,21 +486,9 @@ def predict(
         "hidden_income_flag": pa.array(flag),
     }
     wanted = flag if explain is None else explain & earners
-    columns |= _explain(
-        model, f, fold, columns, wanted, memo, same if memo else None, at if memo else None
-    )
-    return Prediction(pa.table(columns), hashes, raw, int(same.sum()))
-
-
-@dataclass
-class Prediction:
-    """`predict`'s output table (one row per family, in the order of the features) and what
-    `Memo.save` keeps: each family's feature-row hash and the models' raw outputs."""
-
-    table: pa.Table
-    row_hash: np.ndarray
-    raw: dict[str, np.ndarray]
-    reused: int  # families taken from the memo
+    columns |= _explain(model, f, fold, columns, wanted)
+    columns["feature_hash"] = pa.array(f["feature_hash"], pa.uint64(), from_pandas=True)
+    return pa.table(columns)
 
 
 def _explain(
@@ -588,15 +497,11 @@ def _explain(
     fold: np.ndarray,
     out: dict[str, pa.Array],
     explain: np.ndarray,
-    memo: Memo | None = None,
-    same: np.ndarray | None = None,
-    at: np.ndarray | None = None,
 ) -> dict[str, pa.Array]:
     """The EXPLAINED columns and `explanation`, null except for the families in `explain`.
 
     SHAP contributions (`pred_contrib`) are computed for those families only: they cost about
-    a millisecond a family, the rest of the prediction a few microseconds. Families already
-    explained in the memo with the same feature row keep their signals. The work and the
+    a millisecond a family, the rest of the prediction a few microseconds. The work and the
     Python objects are for the explained rows alone; they are scattered into whole columns
     at the end (an Arrow `take` with nulls elsewhere).
     """
@@ -608,20 +513,8 @@ def _explain(
     effect = [np.full(m, np.nan) for _ in range(3)]
     context = np.isin(names, CONTEXT)
     context_effect = np.full(m, np.nan)
-    todo = np.ones(m, dtype=bool)
-    if memo is not None and same is not None and at is not None:
-        prev_at = at[rows]
-        known = memo.explained.column("signal_1").is_valid().to_numpy(zero_copy_only=False)
-        old = np.nonzero(same[rows] & known[np.maximum(prev_at, 0)])[0]
-        prev = memo.explained.take(pa.array(prev_at[old]))
-        for j in range(3):
-            signal[j][old] = prev.column(f"signal_{j + 1}").to_numpy(zero_copy_only=False)
-            value[j][old] = prev.column(f"value_{j + 1}").to_numpy(zero_copy_only=False)
-            effect[j][old] = prev.column(f"effect_{j + 1}").to_numpy(zero_copy_only=False)
-        context_effect[old] = prev.column("context_effect").to_numpy(zero_copy_only=False)
-        todo[old] = False
     for k in range(FOLDS):
-        pick = np.nonzero(todo & (fold[rows] == k))[0]
+        pick = np.nonzero(fold[rows] == k)[0]
         if not len(pick):
             continue
         sub = f.iloc[rows[pick]]
@@ -696,35 +589,66 @@ class HiddenIncomeResult:
     reason: str = ""  # why the model was trained, or why the saved one was reused
 
 
-def _features(card: Path, engine: str, scratch: Path, where: str = "") -> pd.DataFrame:
-    """The model's input frame (features_sql) of every family of `card`, in no fixed order
-    (what depends on an order, the training sample, follows `family_order`); `where`
+def _feature_table(
+    con: duckdb.DuckDBPyConnection, card: Path, engine: str, scratch: Path, where: str = ""
+) -> str | None:
+    """Create the temporary table `features` in `con`: `features_sql` over `card` (computed by
+    `engine`) and each family's `feature_hash`, DuckDB's 64-bit hash of its whole row (NULL
+    when Spark computed the rows). Returns what made the hashes (None: no hashes). `where`
     restricts the card (DuckDB only) before the co-resident features are computed."""
     columns = set(pq.read_schema(card).names)
-    sql = features_sql(columns)
+    sql = features_sql(columns, hashed=engine == "duckdb")
     if where:
         sql = f"WITH card AS (SELECT * FROM card_file WHERE {where})" + sql.replace(
             "WITH c AS (", ", c AS (", 1
         )
-    tables = {"card_file" if where else "card": card}
+    name = "card_file" if where else "card"
     if engine == "duckdb":
-        table = query_arrow(sql, tables)
-    else:  # Spark writes Parquet
-        tmp = scratch / f".hidden_features-{os.getpid()}.parquet"
-        try:
-            run_query(sql, tables, tmp, engine=engine)
-            table = pq.read_table(tmp)
-        finally:
-            tmp.unlink(missing_ok=True)
-    # The categorical features as dictionaries: pandas categories the matrix recodes cheaply.
+        con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet({sql_path(card)})")
+        con.execute(
+            f"CREATE TEMP TABLE features AS SELECT *, hash(*COLUMNS(*)) AS feature_hash"
+            f" FROM ({sql})"
+        )
+        return f"duckdb {duckdb.__version__}"
+    tmp = scratch / f".hidden_features-{os.getpid()}.parquet"  # Spark writes Parquet
+    try:
+        run_query(sql, {name: card}, tmp, engine=engine)
+        con.execute(
+            "CREATE TEMP TABLE features AS SELECT *, CAST(NULL AS UBIGINT) AS feature_hash"
+            f" FROM read_parquet({sql_path(tmp)})"
+        )
+    finally:
+        tmp.unlink(missing_ok=True)
+    return None
+
+
+def _frame(table: pa.Table) -> pd.DataFrame:
+    """Feature rows as the model reads them: the categorical features as pandas categories
+    (the matrix recodes them cheaply), the hash as a nullable integer."""
     for name in CATEGORICAL:
-        i = table.schema.get_field_index(name)
-        table = table.set_column(i, name, pc.dictionary_encode(table.column(name)))
+        if name in table.column_names:
+            i = table.schema.get_field_index(name)
+            table = table.set_column(i, name, pc.dictionary_encode(table.column(name)))
     # self_destruct: Arrow buffers are freed as columns are converted (one copy at a time)
-    frame = table.to_pandas(self_destruct=True, split_blocks=True)
+    frame = table.to_pandas(
+        self_destruct=True,
+        split_blocks=True,
+        types_mapper={pa.uint64(): pd.UInt64Dtype()}.get,
+    )
     del table
     pa.default_memory_pool().release_unused()  # what the conversion freed, back to the system
     return frame
+
+
+def _features(card: Path, engine: str, scratch: Path, where: str = "") -> pd.DataFrame:
+    """The model's input frame (`_feature_table`) of every family of `card`, in no fixed order
+    (what depends on an order, the training sample, follows `family_order`)."""
+    con = connect()
+    try:
+        _feature_table(con, card, engine, scratch, where)
+        return _frame(fetch_arrow(con, "SELECT * FROM features"))
+    finally:
+        con.close()
 
 
 def family_order(ids: pd.Series) -> np.ndarray:
@@ -740,33 +664,74 @@ def family_order(ids: pd.Series) -> np.ndarray:
     return pc.sort_indices(pa.array(ids, pa.string())).to_numpy()
 
 
-def positions_in(
-    ids: pd.Series,
-    among: pa.Array,
-    keys: np.ndarray | None = None,
-    order: np.ndarray | None = None,
-    rows: np.ndarray | None = None,
-) -> np.ndarray:
-    """Each id's position in `among` (unique ids), -1 where absent. When the ids are
-    pseudonyms and `keys` are `among`'s numbers in ascending order, a merge of the sorted
-    numbers (≈ 1.8 s at 6.3 M families, a hash of the text ≈ 4.5 s); `rows` then gives the
-    position in `among` of each of `keys` (None: `among` is in key order). `order` is the
-    ids' `family_order` when it is known."""
-    key = pseudonym_numbers(ids)
-    if key is not None and keys is not None and len(keys):
-        order = np.argsort(key, kind="stable") if order is None else order
-        at = np.minimum(np.searchsorted(keys, key[order]), len(keys) - 1)
-        found = np.full(len(key), -1, dtype=np.int64)
-        hit = keys[at] == key[order]
-        found[order] = np.where(hit, at if rows is None else rows[at], -1)
-        return found
-    return pc.index_in(pa.array(ids, pa.string()), value_set=among).fill_null(-1).to_numpy()
+def _training_samples(con: duckdb.DuckDBPyConnection) -> tuple[list[pd.DataFrame], int]:
+    """Each fold's training rows of `features` (`training_rows`, whole feature rows in family_id
+    order) and the number of observed families: the draw reads OBSERVED_INPUTS of every
+    family (the ids kept in Arrow), and only the drawn rows are read whole, in one scan."""
+    narrow = fetch_arrow(con, f"SELECT {', '.join(OBSERVED_INPUTS)} FROM features")
+    ids = narrow.column("family_id").combine_chunks()
+    obs = observed(narrow.drop_columns(["family_id"]).to_pandas())
+    del narrow
+    picked = training_rows(ids, obs)
+    con.register(
+        "picked",
+        pa.table(
+            {
+                "family_id": pa.concat_arrays([ids.take(rows) for rows in picked]),
+                "fold": np.repeat(np.arange(FOLDS), [len(rows) for rows in picked]),
+                "rank": np.concatenate([np.arange(len(rows)) for rows in picked]),
+            }
+        ),
+    )
+    try:
+        rows = _frame(
+            fetch_arrow(
+                con,
+                "SELECT f.*, p.fold AS training_fold FROM features f"
+                " JOIN picked p USING (family_id) ORDER BY p.fold, p.rank",
+            )
+        )
+    finally:
+        con.unregister("picked")
+    bounds = np.cumsum([0, *(len(r) for r in picked)])
+    samples = [
+        rows.iloc[bounds[k] : bounds[k + 1]].drop(columns="training_fold").reset_index(drop=True)
+        for k in range(FOLDS)
+    ]
+    return samples, int(obs.sum())
+
+
+def _vocabularies(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
+    """`vocabularies` of the `features` table."""
+    return {
+        c: sorted(
+            str(v)
+            for (v,) in con.execute(
+                f"SELECT DISTINCT {c} FROM features WHERE {c} IS NOT NULL"
+            ).fetchall()
+        )
+        for c in CATEGORICAL
+    }
 
 
 def _saved(model_dir: Path) -> dict | None:
     try:
         return json.loads((model_dir / "features.json").read_text())
     except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _output_key(model_meta: dict, hashes: str | None) -> dict:
+    """What an output's rows were computed with: reused only under the same key."""
+    keys = ("model_version", "training_fingerprint")
+    return {**{k: model_meta.get(k) for k in keys}, "hashes": hashes, "output": OUTPUT_VERSION}
+
+
+def _written_key(path: Path) -> dict | None:
+    try:
+        meta = pq.read_schema(path).metadata or {}
+        return json.loads(meta[b"qamqor"])
+    except (FileNotFoundError, OSError, ValueError, KeyError):
         return None
 
 
@@ -781,6 +746,8 @@ def run_hidden_income(
     The saved model (DIR/scores/model/) is reused when it was trained by this model version on
     the same training rows (`training_fingerprint`): training again would give it byte for
     byte. `retrain` trains anyway; a missing model, another version or other data retrain.
+    With the saved model, the previous output's row of every family whose `feature_hash` is
+    unchanged is kept as it is, and only the other families are predicted.
     """
     data_dir = Path(data_dir)
     card = data_dir / "cards" / "families.parquet"
@@ -789,77 +756,105 @@ def run_hidden_income(
     scores = data_dir / "scores"
     scores.mkdir(parents=True, exist_ok=True)
     model_dir = scores / "model"
+    target = scores / "hidden_income.parquet"
     say = progress or (lambda _s: None)
     seconds: dict[str, float] = {}
-    t = time.perf_counter()
-    say("hidden income: features")
-    f = _features(card, engine, scores)
-    seconds["features"] = time.perf_counter() - t
-    t = time.perf_counter()
-    order = family_order(f["family_id"])  # the training sample's and the memo lookup's
-    picked = training_rows(f, order)
-    fingerprint = training_fingerprint(f, vocabularies(f), picked)
-    saved = _saved(model_dir)
-    if retrain:
-        reason = "asked to retrain"
-    elif saved is None:
-        reason = "no saved model"
-    elif saved.get("model_version") != model_version():
-        reason = "the saved model is of another model version"
-    elif saved.get("training_fingerprint") != fingerprint:
-        reason = "the training data changed"
-    else:
-        reason = ""
-    trained = bool(reason)
-    metrics: dict = {}
-    if trained:
-        say("hidden income: training")
-        model, metrics = train(f, picked)
-        model.meta["training_fingerprint"] = fingerprint
-    else:
-        model = Model.load(model_dir)
-        reason = "same model version and training data: saved model reused"
-    seconds["training" if trained else "loading"] = time.perf_counter() - t
-    t = time.perf_counter()
-    say("hidden income: predicting")
-    memo = None if trained else Memo.load(model_dir, model)
-    pred = predict(model, f, memo=memo, order=order)
-    seconds["prediction"] = time.perf_counter() - t
-    n = len(f)
-    del f
-    table = pred.table
-    target = scores / "hidden_income.parquet"
-    part = target.with_name(".hidden_income.parquet.tmp")
-    flag = table.column("hidden_income_flag").to_numpy(zero_copy_only=False)
-    seen = table.column("observed").to_numpy(zero_copy_only=False)
-    flagged = int(flag.sum())
-    observed_flagged = float(flag[seen].mean()) if seen.any() else float("nan")
+    con = connect()
+    try:
+        t = time.perf_counter()
+        say("hidden income: features")
+        hashes = _feature_table(con, card, engine, scores)
+        seconds["features"] = time.perf_counter() - t
+        t = time.perf_counter()
+        samples, population = _training_samples(con)
+        vocab = _vocabularies(con)
+        fingerprint = training_fingerprint(vocab, samples)
+        saved = _saved(model_dir)
+        if retrain:
+            reason = "asked to retrain"
+        elif saved is None:
+            reason = "no saved model"
+        elif saved.get("model_version") != model_version():
+            reason = "the saved model is of another model version"
+        elif saved.get("training_fingerprint") != fingerprint:
+            reason = "the training data changed"
+        else:
+            reason = ""
+        trained = bool(reason)
+        metrics: dict = {}
+        model: Model | None = None
+        if trained:
+            say("hidden income: training")
+            model, metrics = train(samples, vocab, population)
+            model.meta["training_fingerprint"] = fingerprint
+            model.save(model_dir)
+            meta = model.meta
+        else:
+            meta = saved
+            reason = "same model version and training data: saved model reused"
+        del samples
+        seconds["training" if trained else "checking"] = time.perf_counter() - t
+        t = time.perf_counter()
+        say("hidden income: predicting")
+        key = _output_key(meta, hashes)
+        part = target.with_name(".hidden_income.parquet.tmp")
+        if hashes and not trained and _written_key(target) == key:
+            reused = _update(con, target, part, key, lambda: Model.load(model_dir))
+        else:
+            f = _frame(fetch_arrow(con, "SELECT * FROM features"))
+            con.execute("DROP TABLE features")
+            table = predict(model or Model.load(model_dir), f)
+            del f
+            table = table.replace_schema_metadata({"qamqor": json.dumps(key)})
+            pq.write_table(table, part, compression=PARQUET_COMPRESSION, use_dictionary=SIGNALS)
+            reused = 0
+        part.replace(target)
+        seconds["prediction"] = time.perf_counter() - t
+    finally:
+        con.close()
+    written = pq.read_table(target, columns=["hidden_income_flag", "observed"])
+    flags = written.column("hidden_income_flag").to_numpy().astype(bool)
+    seen = written.column("observed").to_numpy().astype(bool)
+    n, flagged = len(flags), int(flags.sum())
+    (model_dir / "memo.parquet").unlink(missing_ok=True)  # an earlier version's reuse file
     if trained:
         metrics.update(
             families=n,
             flagged=flagged,
             flagged_share=flagged / max(n, 1),
-            observed_flagged_share=observed_flagged,
+            observed_flagged_share=float(flags[seen].mean()) if seen.any() else float("nan"),
             threshold=THRESHOLD,
             seconds={k: round(v, 2) for k, v in seconds.items()},
         )
-
-    def write_output() -> None:
-        pq.write_table(table, part, compression=PARQUET_COMPRESSION, use_dictionary=SIGNALS)
-        part.replace(target)
-
-    def save_model() -> None:
-        if trained:
-            model.save(model_dir)
-            (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        Memo.save(model_dir, model, table, pred.row_hash, pred.raw)
-
-    # Parquet writing is single-threaded: the output and the memo are written side by side.
-    with ThreadPoolExecutor(2) as pool:
-        for done in [pool.submit(write_output), pool.submit(save_model)]:
-            done.result()
-    seconds["reused_families"] = pred.reused
+        (model_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    seconds["reused_families"] = reused
     return HiddenIncomeResult(n, flagged, trained, metrics, seconds, target, reason)
+
+
+def _update(
+    con: duckdb.DuckDBPyConnection,
+    previous: Path,
+    part: Path,
+    key: dict,
+    load: Callable[[], Model],
+) -> int:
+    """Write to `part` the rows of `previous` (an output of the same key) whose family and
+    feature hash are still in `features`, and the other families of `features` predicted
+    afresh (the model loaded only if there are any); returns the rows kept."""
+    prev = f"read_parquet({sql_path(previous)})"
+    match = "p.family_id = f.family_id AND p.feature_hash = f.feature_hash"
+    changed = fetch_arrow(con, f"SELECT f.* FROM features f ANTI JOIN {prev} p ON {match}")
+    kept = f"SELECT p.* FROM {prev} p SEMI JOIN features f ON {match}"
+    if changed.num_rows:
+        con.register("fresh", predict(load(), _frame(changed)))
+        kept += " UNION ALL BY NAME SELECT * FROM fresh"
+    meta = json.dumps(key).replace("'", "''")
+    con.execute(
+        f"COPY ({kept}) TO {sql_path(part)} (FORMAT parquet, COMPRESSION "
+        f"{PARQUET_COMPRESSION}, KV_METADATA {{qamqor: '{meta}'}})"
+    )
+    (families,) = con.execute("SELECT count(*) FROM features").fetchone()
+    return int(families) - changed.num_rows
 
 
 def explain_income(data_dir: Path, family_id: str) -> dict:
@@ -896,7 +891,7 @@ def explain_income(data_dir: Path, family_id: str) -> dict:
         where = f"(housing_area_m2 IS NOT NULL AND {keys}) OR family_id = {{fid}}"
     fid = "'" + family_id.replace("'", "''") + "'"
     f = _features(card, "duckdb", data_dir / "scores", where.format(fid=fid))
-    pred = predict(Model.load(model_dir), f, explain=(f["family_id"] == family_id).to_numpy())
-    out = pred.table.to_pandas()
+    table = predict(Model.load(model_dir), f, explain=(f["family_id"] == family_id).to_numpy())
+    out = table.to_pandas()
     [rec] = out[out["family_id"] == family_id].to_dict("records")
     return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in rec.items()}
