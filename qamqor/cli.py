@@ -391,7 +391,7 @@ def scores(
                 bar.update(task, description=message)
                 bar.advance(task)
 
-            h = run_hidden_income(data_dir, engine=engine, retrain=retrain, progress=step)
+            h = run_hidden_income(data_dir, engine=engine, retrain=retrain, progress=step, on=when)
             step("scores: 23 criteria")
             r = run_scores(data_dir, when, engine=engine)
     except (FileNotFoundError, EngineError, ValueError) as e:

@@ -58,7 +58,7 @@ def run(data_dir: Path, on: date, progress=None) -> RunResult:
         from qamqor.scoring.hidden_income import run_hidden_income
         from qamqor.scoring.score import run_scores
 
-        h = run_hidden_income(data_dir)
+        h = run_hidden_income(data_dir, on=on)
         r = run_scores(data_dir, on)
         cats = " ".join(f"{k} {v:,}" for k, v in r.by_category.items())
         return f"{h.flagged:,} hidden-income flags; {cats}"

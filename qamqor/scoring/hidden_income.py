@@ -27,6 +27,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from statistics import NormalDist
 
@@ -59,6 +60,11 @@ MINIMUM_WAGE = 85_000  # MZP, tenge a month, 2024–2025 (republican budget laws
 INCOME_FLOOR = 10_000  # declared earned income below this counts as this on the log scale
 MAX_TRAIN_PER_FOLD = 120_000  # subsample the training population of larger nations
 FOLDS = 2
+# A saved model scores the daily runs until it is due: its data RETRAIN_DAYS (a quarter: the
+# quarterly income and contribution figures) from the scoring date, or the nation's number of
+# families moved by more than RETRAIN_SIZE_CHANGE (`retrain_reason`).
+RETRAIN_DAYS = 91
+RETRAIN_SIZE_CHANGE = 0.10
 SD_PER_MEAN_ABS = 1.2533  # σ / E|x| for a normal distribution
 
 MEAN_PARAMS = {
@@ -735,19 +741,50 @@ def _written_key(path: Path) -> dict | None:
         return None
 
 
+def retrain_reason(
+    saved: dict | None, vocab: dict[str, list[str]], families: int, on: date | None, asked: bool
+) -> str:
+    """Why the model must be trained before scoring, or "" to score with the saved one: it is
+    missing or of another model version, the data have a category it never saw, the number of
+    families moved by more than RETRAIN_SIZE_CHANGE, or (with a scoring date `on`) its data
+    are RETRAIN_DAYS or more from that date. Other changes of the data do not retrain it: a
+    published model scores every daily run until it is due (docs/scoring.md)."""
+    if asked:
+        return "asked to retrain"
+    if saved is None:
+        return "no saved model"
+    if saved.get("model_version") != model_version():
+        return "the saved model is of another model version"
+    known = saved.get("categorical", {})
+    new = {c: sorted(set(v) - set(known.get(c, []))) for c, v in vocab.items()}
+    if any(new.values()):
+        return f"categories the saved model never saw: { ({c: v for c, v in new.items() if v}) }"
+    before = saved.get("families") or 0
+    if abs(families - before) > RETRAIN_SIZE_CHANGE * before:
+        return f"{families:,} families against {before:,} when the saved model was trained"
+    if on is not None:
+        since = saved.get("data_date")
+        if since is None:
+            return "the saved model does not record the date of its data"
+        age = (on - date.fromisoformat(since)).days
+        if abs(age) >= RETRAIN_DAYS:
+            return f"the saved model's data are {age} days from {on} (due every {RETRAIN_DAYS})"
+    return ""
+
+
 def run_hidden_income(
     data_dir: Path,
     engine: str = "duckdb",
     retrain: bool = False,
     progress: Callable[[str], None] | None = None,
+    on: date | None = None,
 ) -> HiddenIncomeResult:
     """Train (or reuse) the model, predict every family, write DIR/scores/hidden_income.parquet.
 
-    The saved model (DIR/scores/model/) is reused when it was trained by this model version on
-    the same training rows (`training_fingerprint`): training again would give it byte for
-    byte. `retrain` trains anyway; a missing model, another version or other data retrain.
-    With the saved model, the previous output's row of every family whose `feature_hash` is
-    unchanged is kept as it is, and only the other families are predicted.
+    The saved model (DIR/scores/model/) scores the run unless `retrain_reason` gives a reason
+    to train it first (`on`: the scoring date, for the model's age). With the saved model, the
+    previous output's row of every family whose `feature_hash` is unchanged is kept as it is,
+    and only the other families are predicted.
     """
     data_dir = Path(data_dir)
     card = data_dir / "cards" / "families.parquet"
@@ -766,33 +803,29 @@ def run_hidden_income(
         hashes = _feature_table(con, card, engine, scores)
         seconds["features"] = time.perf_counter() - t
         t = time.perf_counter()
-        samples, population = _training_samples(con)
         vocab = _vocabularies(con)
-        fingerprint = training_fingerprint(vocab, samples)
+        [(families,)] = con.execute("SELECT count(*) FROM features").fetchall()
         saved = _saved(model_dir)
-        if retrain:
-            reason = "asked to retrain"
-        elif saved is None:
-            reason = "no saved model"
-        elif saved.get("model_version") != model_version():
-            reason = "the saved model is of another model version"
-        elif saved.get("training_fingerprint") != fingerprint:
-            reason = "the training data changed"
-        else:
-            reason = ""
+        reason = retrain_reason(saved, vocab, int(families), on, retrain)
         trained = bool(reason)
         metrics: dict = {}
         model: Model | None = None
         if trained:
             say("hidden income: training")
+            samples, population = _training_samples(con)
+            fingerprint = training_fingerprint(vocab, samples)
             model, metrics = train(samples, vocab, population)
-            model.meta["training_fingerprint"] = fingerprint
+            del samples
+            model.meta |= {
+                "training_fingerprint": fingerprint,
+                "families": int(families),
+                "data_date": on.isoformat() if on else None,
+            }
             model.save(model_dir)
             meta = model.meta
         else:
             meta = saved
-            reason = "same model version and training data: saved model reused"
-        del samples
+            reason = f"saved model reused (trained on the data of {saved.get('data_date')})"
         seconds["training" if trained else "checking"] = time.perf_counter() - t
         t = time.perf_counter()
         say("hidden income: predicting")
@@ -801,12 +834,7 @@ def run_hidden_income(
         if hashes and not trained and _written_key(target) == key:
             reused = _update(con, target, part, key, lambda: Model.load(model_dir))
         else:
-            f = _frame(fetch_arrow(con, "SELECT * FROM features"))
-            con.execute("DROP TABLE features")
-            table = predict(model or Model.load(model_dir), f)
-            del f
-            table = table.replace_schema_metadata({"qamqor": json.dumps(key)})
-            pq.write_table(table, part, compression=PARQUET_COMPRESSION, use_dictionary=SIGNALS)
+            _predict_all(con, model or Model.load(model_dir), part, key)
             reused = 0
         part.replace(target)
         seconds["prediction"] = time.perf_counter() - t
@@ -831,6 +859,31 @@ def run_hidden_income(
     return HiddenIncomeResult(n, flagged, trained, metrics, seconds, target, reason)
 
 
+def _predict_all(con: duckdb.DuckDBPyConnection, model: Model, part: Path, key: dict) -> None:
+    """Predict every family of `features` and write the output to `part`, CHUNK families at a
+    time (the whole nation's feature frame is never built: 6.8 → GiB peak at 6.3 M)."""
+    reader = con.sql("SELECT * FROM features").to_arrow_reader(CHUNK)
+    memory = pa.default_cpu_memory_manager()
+    writer = None
+    try:
+        for batch in reader:
+            rows = pa.Table.from_batches([batch.copy_to(memory)])
+            table = predict(model, _frame(rows)).replace_schema_metadata(
+                {"qamqor": json.dumps(key)}
+            )
+            if writer is None:
+                writer = pq.ParquetWriter(
+                    part, table.schema, compression=PARQUET_COMPRESSION, use_dictionary=SIGNALS
+                )
+            writer.write_table(table)
+        if writer is None:  # no family: an empty output with the same columns
+            empty = predict(model, _frame(reader.schema.empty_table()))
+            pq.write_table(empty.replace_schema_metadata({"qamqor": json.dumps(key)}), part)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
 def _update(
     con: duckdb.DuckDBPyConnection,
     previous: Path,
@@ -853,7 +906,7 @@ def _update(
         f"COPY ({kept}) TO {sql_path(part)} (FORMAT parquet, COMPRESSION "
         f"{PARQUET_COMPRESSION}, KV_METADATA {{qamqor: '{meta}'}})"
     )
-    (families,) = con.execute("SELECT count(*) FROM features").fetchone()
+    [(families,)] = con.execute("SELECT count(*) FROM features").fetchall()
     return int(families) - changed.num_rows
 
 

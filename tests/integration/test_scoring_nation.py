@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from qamqor.registries.ingest import ingest
 from qamqor.scoring.evaluate import evaluate
 from qamqor.scoring.hidden_income import (
     FEATURES,
+    RETRAIN_DAYS,
     Model,
     _features,
     explain_income,
@@ -81,21 +82,39 @@ def test_training_is_deterministic_and_a_saved_model_reloads(nation: Path, tmp_p
     assert run_hidden_income(tmp_path, retrain=True).reason == "asked to retrain"
 
 
-def test_a_saved_model_is_retrained_for_other_data_or_another_version(
-    nation: Path, tmp_path: Path
-) -> None:
+def test_the_saved_model_scores_until_it_is_due(nation: Path, tmp_path: Path) -> None:
+    """A published model scores every run until it is due (RETRAIN_DAYS after the date of its
+    data), and is trained again at once for another model version, a category it never saw
+    or a nation of another size; other changes of the data do not retrain it."""
     (tmp_path / "cards").mkdir()
+    card = tmp_path / "cards" / "families.parquet"
     cards = pd.read_parquet(nation / "cards" / "families.parquet")
-    cards.to_parquet(tmp_path / "cards" / "families.parquet")
-    assert run_hidden_income(tmp_path).reason == "no saved model"
+    cards.to_parquet(card)
+    assert run_hidden_income(tmp_path, on=ON).reason == "no saved model"
     spec_file = tmp_path / "scores" / "model" / "features.json"
     spec = json.loads(spec_file.read_text())
     assert spec["model_version"] and spec["training_fingerprint"]
+    assert spec["data_date"] == ON.isoformat() and spec["families"] == len(cards)
+    cards.assign(deposits=cards["deposits"] * 2).to_parquet(card)  # the next month's data
+    month = run_hidden_income(tmp_path, on=ON + timedelta(days=30))
+    assert not month.trained and ON.isoformat() in month.reason
+    assert json.loads(spec_file.read_text()) == spec
+    due = run_hidden_income(tmp_path, on=ON + timedelta(days=RETRAIN_DAYS))
+    assert due.trained and f"due every {RETRAIN_DAYS}" in due.reason
+    spec = json.loads(spec_file.read_text())
+    assert spec["data_date"] == (ON + timedelta(days=RETRAIN_DAYS)).isoformat()
     spec_file.write_text(json.dumps({**spec, "model_version": "older"}))
     assert run_hidden_income(tmp_path).reason == "the saved model is of another model version"
-    cards.assign(deposits=cards["deposits"] * 2).to_parquet(tmp_path / "cards" / "families.parquet")
-    again = run_hidden_income(tmp_path)
-    assert again.trained and again.reason == "the training data changed"
+    spec = json.loads(spec_file.read_text())
+    spec_file.write_text(json.dumps({k: v for k, v in spec.items() if k != "data_date"}))
+    assert "does not record the date" in run_hidden_income(tmp_path, on=ON).reason
+    cards.loc[cards.index[:5], "heating"] = "geothermal"
+    cards.to_parquet(card)
+    new = run_hidden_income(tmp_path)
+    assert new.trained and "never saw" in new.reason and "geothermal" in new.reason
+    cards.iloc[: len(cards) * 4 // 5].to_parquet(card)
+    smaller = run_hidden_income(tmp_path)
+    assert smaller.trained and "families against" in smaller.reason
 
 
 def test_explanation_on_demand_equals_the_batch(nation: Path) -> None:
