@@ -132,9 +132,12 @@ def formation_sql(d: str) -> list[str]:
 
 def money_sql(d: str) -> list[str]:
     """SQL statements that create `earnings` and `paid`: per person, the money the methodology
-    averages per person over 3 and 12 months (a family's figure is the sum of its members')."""
-    m3 = f"{d} - INTERVAL 3 MONTH"
-    m12 = f"{d} - INTERVAL 12 MONTH"
+    averages per person over the 3 and 12 whole months before the month of `d` (a family's
+    figure is the sum of its members'): registries report by month, so every day of a month
+    counts the same months."""
+    month = f"date_trunc('month', {d})"
+    m3 = f"{month} - INTERVAL 3 MONTH"
+    m12 = f"{month} - INTERVAL 12 MONTH"
     return [
         f"""CREATE TEMP TABLE earnings AS  -- wages and self-employment income
         SELECT iin,
@@ -147,14 +150,14 @@ def money_sql(d: str) -> list[str]:
                      CAST(NULL AS DOUBLE) AS declared_income FROM income
               UNION ALL
               SELECT iin, period, NULL, NULL, declared_income FROM tax) t
-        WHERE period < {d} GROUP BY iin""",
+        WHERE period < {month} GROUP BY iin""",
         f"""CREATE TEMP TABLE paid AS  -- pensions and benefits paid
         SELECT iin,
                sum(amount) FILTER (WHERE measure = 'age_pension' AND period >= {m3}) / 3
                  AS pension_3m,
                sum(amount) FILTER (WHERE measure NOT IN ('age_pension', 'birth')
                  AND period >= {m3}) / 3 AS benefits_3m
-        FROM payments WHERE period < {d} GROUP BY iin""",
+        FROM payments WHERE period < {month} GROUP BY iin""",
     ]
 
 

@@ -91,7 +91,8 @@ def facts_sql(on: date, pension_age_men: float, pension_age_women: float) -> tup
     """Two SELECTs (DuckDB, over the ingested registries and the `member_register` table):
     per-person facts and their family aggregates."""
     d = f"DATE '{on.isoformat()}'"
-    m3 = f"{d} - INTERVAL 3 MONTH"
+    month = f"date_trunc('month', {d})"  # the 3 whole months before the month of `on`
+    m3 = f"{month} - INTERVAL 3 MONTH"
     months = (
         f"(date_diff('month', p.birth_date, {d}) - CASE WHEN day(p.birth_date) > day({d}) "
         f"THEN 1 ELSE 0 END)"
@@ -115,7 +116,7 @@ def facts_sql(on: date, pension_age_men: float, pension_age_women: float) -> tup
         GROUP BY iin
     ),
     ins AS (SELECT DISTINCT iin FROM income
-            WHERE period >= {m3} AND period < {d} AND social_contribution > 0),
+            WHERE period >= {m3} AND period < {month} AND social_contribution > 0),
     aw AS (
         SELECT iin, CASE max(CASE award WHEN 'mother_heroine' THEN 3 WHEN 'altyn_alka' THEN 2
                                         WHEN 'kumis_alka' THEN 1 ELSE 0 END)
@@ -126,7 +127,7 @@ def facts_sql(on: date, pension_age_men: float, pension_age_women: float) -> tup
     stu AS (SELECT DISTINCT iin FROM education
             WHERE full_time AND level IN ('college', 'university')),
     asp AS (SELECT iin, sum(amount) / 3 AS asp_3m FROM payments
-            WHERE measure = 'asp' AND period >= {m3} AND period < {d} GROUP BY iin)
+            WHERE measure = 'asp' AND period >= {m3} AND period < {month} GROUP BY iin)
     SELECT p.person_id, p.family_id, p.role AS person_role, p.sex AS person_sex,
            p.age AS person_age, {months} AS person_age_months,
            coalesce(h.disability_group, 0) AS person_disability_group,
@@ -525,7 +526,8 @@ def registry_paid(con, on: date) -> dict[str, dict]:
         f"""CREATE TEMP TABLE p AS
             WITH paid AS (
               SELECT DISTINCT iin, measure FROM payments
-              WHERE period >= {d} - INTERVAL 3 MONTH AND period < {d})
+              WHERE period >= date_trunc('month', {d}) - INTERVAL 3 MONTH
+                AND period < date_trunc('month', {d}))
             SELECT paid.iin, paid.measure, {pseudonym_number_sql("r.family_id")} AS family
             FROM paid LEFT JOIN (SELECT iin, family_id FROM member_register) r USING (iin)"""
     )

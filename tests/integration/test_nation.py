@@ -97,6 +97,27 @@ def test_history_shows_changed_families(nation: Path) -> None:
     assert kinds.get("changed", 0) > 0 and kinds.get("new", 0) > 0
 
 
+def test_money_counts_whole_months(nation: Path, tmp_path: Path) -> None:
+    """Mid-month cards count the same three and twelve months as the first of the month."""
+    for name in ("ingested", "manifest.json"):
+        src = nation / name
+        if src.is_dir():
+            shutil.copytree(src, tmp_path / name)
+        elif src.exists():
+            shutil.copy(src, tmp_path / name)
+    build_cards(tmp_path, date(2025, 10, 17))
+    money = ["wages_3m", "wages_12m", "self_employment_3m", "pensions_3m", "benefits_3m"]
+    first = nation / "cards" / "history" / "2025-10-01" / "families.parquet"
+    mid = tmp_path / "cards" / "families.parquet"
+    differ = " OR ".join(f"a.{c} IS DISTINCT FROM b.{c}" for c in money)
+    [(same, different)] = duckdb.execute(
+        f"""SELECT count(*), count(*) FILTER (WHERE {differ})
+            FROM read_parquet('{first}') a JOIN read_parquet('{mid}') b USING (family_id)
+            WHERE a.members = b.members"""
+    ).fetchall()
+    assert same > 0.9 * FAMILIES and different == 0
+
+
 def test_cli_card_and_errors(nation: Path) -> None:
     runner = CliRunner()
     fid = (
