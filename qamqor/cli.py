@@ -399,6 +399,12 @@ def scores(
     m = h.metrics
     how = "trained" if h.trained else "loaded"
     console.print(f"Hidden-income model {how}: {h.flagged:,} of {h.families:,} families flagged")
+    if not h.trained:
+        kept = int(h.seconds.get("reused_families", 0))
+        console.print(
+            f"  {h.families - kept:,} families predicted (new or changed features), "
+            f"{kept:,} kept from the previous run"
+        )
     if m:
         console.print(
             f"  held-out R² {m['held_out_r2']:.3f}, MAE {m['held_out_mae_log']:.3f} (log), "

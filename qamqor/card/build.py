@@ -14,12 +14,11 @@ DuckDB works under a memory limit, spilling to a scratch folder rather than grow
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from qamqor.engine import atomic_dir, connect, scratch_dir, sql_path
+from qamqor.engine import atomic_dir, connect, publish_file, scratch_dir, sql_path
 from qamqor.ids import pseudonym_sql
 from qamqor.registries.views import registry_view
 
@@ -464,25 +463,13 @@ def build_cards(data_dir: Path, on: date) -> CardsResult:
             out = history / on.isoformat()
             for name in ("families.parquet", "members.parquet", "changes.parquet"):
                 if (out / name).exists():
-                    _publish_copy(out / name, data_dir / "cards" / name)
+                    publish_file(out / name, data_dir / "cards" / name)
             fam, ppl = con.execute(
                 f"SELECT count(*), sum(members) FROM read_parquet({sql_path(out / 'families.parquet')})"
             ).fetchone()
         finally:
             con.close()
     return CardsResult(int(fam), int(ppl or 0), changed, out)
-
-
-def _publish_copy(src: Path, dest: Path) -> None:
-    """`dest` becomes `src`'s contents atomically: a hard link where the file system has them
-    (history files are never written again), else a copy."""
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dest)
 
 
 def _changes(con, before: Path, after: Path) -> int:

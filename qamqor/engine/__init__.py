@@ -112,6 +112,18 @@ def sql_path(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
+def publish_file(src: Path, dest: Path) -> None:
+    """`dest` becomes `src`'s contents atomically: a hard link where the file system has them
+    (a step's history files are never written again), else a copy."""
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+    os.replace(tmp, dest)
+
+
 @contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
     """Yield a temporary folder; on success it replaces `final` whole, on failure it vanishes.

@@ -8,14 +8,13 @@ to DOUBLE so that both engines do the same floating-point arithmetic.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 from qamqor.countries import Country, load_country
-from qamqor.engine import atomic_dir, connect, run_query, sql_path
+from qamqor.engine import atomic_dir, connect, publish_file, run_query, sql_path
 from qamqor.levels.methodology import LEVELS, Methodology, methodology_in_force
 
 KEY_COLUMNS = ("family_id", "region", "district", "urban", "members")
@@ -120,9 +119,7 @@ def compute_levels(
         summary.update(date=on.isoformat(), engine=engine)
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
     for f in final.iterdir():
-        tmp_copy = data_dir / "levels" / f".{f.name}.tmp"
-        shutil.copyfile(f, tmp_copy)
-        os.replace(tmp_copy, data_dir / "levels" / f.name)
+        publish_file(f, data_dir / "levels" / f.name)
     counts = {k: v["families"] for k, v in summary["national"]["levels"].items()}
     return LevelsResult(summary["families"], counts, m, final)
 

@@ -173,19 +173,27 @@ CARD_COLUMNS = (
 )  # fmt: skip
 
 
-def features_sql(card_columns: set[str], hashed: bool = False) -> str:
+def household_sql(card_columns: set[str], hashed: bool = False) -> str:
+    """The card's household key: `household_id`, else the housing record (families without
+    one are households of their own); with `hashed`, its DuckDB 64-bit hash (`features_sql`)."""
+    if "household_id" in card_columns:
+        return "household_id"
+    part = ", ".join([*HOUSING_KEY, "CASE WHEN housing_area_m2 IS NULL THEN family_id END"])
+    return f"hash({part})" if hashed else part
+
+
+def features_sql(card_columns: set[str], hashed: bool = False, household: bool = False) -> str:
     """One SELECT over `card`: the model's inputs, declared income and the training signals.
 
     With `hashed` (DuckDB), the co-residents' window partitions by the 64-bit hash of the
     housing key rather than by its eleven columns: the same households (two distinct keys
     would have to collide, odds ≈ 10⁻⁶ per run at 6 M families), ≈ 1.7 s less at 6.3 M.
-    Spark's `hash` has 32 bits, so it partitions by the columns themselves."""
-    if "household_id" in card_columns:
-        part = "household_id"
-    else:  # families without a housing record are households of their own
-        part = ", ".join([*HOUSING_KEY, "CASE WHEN housing_area_m2 IS NULL THEN family_id END"])
-        part = f"hash({part})" if hashed else part
-    window = f"(PARTITION BY {part})"
+    Spark's `hash` has 32 bits, so it partitions by the columns themselves. With `household`
+    (and `hashed`), a last column `household` holds that hash."""
+    part = household_sql(card_columns, hashed)
+    key = f",\n             {part} AS household" if hashed else ""  # one expression, one column
+    window = f"(PARTITION BY {'household' if hashed else part})"
+    last = ",\n      household" if household and hashed else ""
 
     def others(name: str, col: str) -> str:
         if col != "earned_income":  # sums of whole numbers: exact in any order
@@ -204,7 +212,7 @@ def features_sql(card_columns: set[str], hashed: bool = False) -> str:
     WITH c AS (
       SELECT *,
              wages_12m + self_employment_12m + pensions_3m + benefits_3m AS declared_income,
-             wages_12m + self_employment_12m + pensions_3m AS earned_income
+             wages_12m + self_employment_12m + pensions_3m AS earned_income{key}
       FROM card
     )
     SELECT family_id, declared_income, earned_income, {", ".join(CARD_COLUMNS)},
@@ -213,7 +221,7 @@ def features_sql(card_columns: set[str], hashed: bool = False) -> str:
       housing_costs / greatest(housing_area_m2, 1) AS housing_costs_per_m2,
       vehicle_value / greatest(vehicles, 1) AS value_per_vehicle,
       count(*) OVER {window} AS household_families,
-      {others_sql}
+      {others_sql}{last}
     FROM c
     """  # unsorted: the training sample is drawn in family_id order (`family_order`)
 
@@ -595,6 +603,14 @@ class HiddenIncomeResult:
     reason: str = ""  # why the model was trained, or why the saved one was reused
 
 
+def _card_view(con: duckdb.DuckDBPyConnection, card: Path) -> set[str]:
+    """The view `card_file` over `card` in `con` (created once); returns the card's columns."""
+    con.execute(
+        f"CREATE TEMP VIEW IF NOT EXISTS card_file AS SELECT * FROM read_parquet({sql_path(card)})"
+    )
+    return set(pq.read_schema(card).names)
+
+
 def _feature_table(
     con: duckdb.DuckDBPyConnection, card: Path, engine: str, scratch: Path, where: str = ""
 ) -> str | None:
@@ -602,23 +618,17 @@ def _feature_table(
     `engine`) and each family's `feature_hash`, DuckDB's 64-bit hash of its whole row (NULL
     when Spark computed the rows). Returns what made the hashes (None: no hashes). `where`
     restricts the card (DuckDB only) before the co-resident features are computed."""
-    columns = set(pq.read_schema(card).names)
-    sql = features_sql(columns, hashed=engine == "duckdb")
-    if where:
-        sql = f"WITH card AS (SELECT * FROM card_file WHERE {where})" + sql.replace(
-            "WITH c AS (", ", c AS (", 1
-        )
-    name = "card_file" if where else "card"
+    columns = _card_view(con, card)
     if engine == "duckdb":
-        con.execute(f"CREATE TEMP VIEW {name} AS SELECT * FROM read_parquet({sql_path(card)})")
+        sql = _restricted(features_sql(columns, hashed=True, household=True), where)
         con.execute(
-            f"CREATE TEMP TABLE features AS SELECT *, hash(*COLUMNS(*)) AS feature_hash"
+            f"CREATE TEMP TABLE features AS SELECT * EXCLUDE (household), {FEATURE_HASH}"
             f" FROM ({sql})"
         )
         return f"duckdb {duckdb.__version__}"
     tmp = scratch / f".hidden_features-{os.getpid()}.parquet"  # Spark writes Parquet
     try:
-        run_query(sql, {name: card}, tmp, engine=engine)
+        run_query(features_sql(columns), {"card": card}, tmp, engine=engine)
         con.execute(
             "CREATE TEMP TABLE features AS SELECT *, CAST(NULL AS UBIGINT) AS feature_hash"
             f" FROM read_parquet({sql_path(tmp)})"
@@ -626,6 +636,16 @@ def _feature_table(
     finally:
         tmp.unlink(missing_ok=True)
     return None
+
+
+# a family's feature row as one number (`household` is how it was computed, not a feature)
+FEATURE_HASH = "hash(*COLUMNS(* EXCLUDE (household))) AS feature_hash"
+
+
+def _restricted(sql: str, where: str = "") -> str:
+    """`features_sql` over the view `card_file`, restricted by `where` (if any)."""
+    card = f"SELECT * FROM card_file WHERE {where}" if where else "SELECT * FROM card_file"
+    return f"WITH card AS ({card})" + sql.replace("WITH c AS (", ", c AS (", 1)
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:
@@ -708,12 +728,12 @@ def _training_samples(con: duckdb.DuckDBPyConnection) -> tuple[list[pd.DataFrame
 
 
 def _vocabularies(con: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
-    """`vocabularies` of the `features` table."""
+    """`vocabularies` of the card (`card_file`): the categorical features are card columns."""
     return {
         c: sorted(
             str(v)
             for (v,) in con.execute(
-                f"SELECT DISTINCT {c} FROM features WHERE {c} IS NOT NULL"
+                f"SELECT DISTINCT {c} FROM card_file WHERE {c} IS NOT NULL"
             ).fetchall()
         )
         for c in CATEGORICAL
@@ -796,48 +816,55 @@ def run_hidden_income(
     target = scores / "hidden_income.parquet"
     say = progress or (lambda _s: None)
     seconds: dict[str, float] = {}
+    metrics: dict = {}
     con = connect()
     try:
         t = time.perf_counter()
-        say("hidden income: features")
-        hashes = _feature_table(con, card, engine, scores)
-        seconds["features"] = time.perf_counter() - t
-        t = time.perf_counter()
+        _card_view(con, card)
         vocab = _vocabularies(con)
-        [(families,)] = con.execute("SELECT count(*) FROM features").fetchall()
+        [(families,)] = con.execute("SELECT count(*) FROM card_file").fetchall()
         saved = _saved(model_dir)
         reason = retrain_reason(saved, vocab, int(families), on, retrain)
         trained = bool(reason)
-        metrics: dict = {}
-        model: Model | None = None
-        if trained:
-            say("hidden income: training")
-            samples, population = _training_samples(con)
-            fingerprint = training_fingerprint(vocab, samples)
-            model, metrics = train(samples, vocab, population)
-            del samples
-            model.meta |= {
-                "training_fingerprint": fingerprint,
-                "families": int(families),
-                "data_date": on.isoformat() if on else None,
-            }
-            model.save(model_dir)
-            meta = model.meta
-        else:
-            meta = saved
-            reason = f"saved model reused (trained on the data of {saved.get('data_date')})"
-        seconds["training" if trained else "checking"] = time.perf_counter() - t
+        seconds["checking"] = time.perf_counter() - t
         t = time.perf_counter()
-        say("hidden income: predicting")
-        key = _output_key(meta, hashes)
         part = target.with_name(".hidden_income.parquet.tmp")
+        part.unlink(missing_ok=True)  # a run killed half-way left it: never published
+        hashes = f"duckdb {duckdb.__version__}" if engine == "duckdb" else None
+        key = _output_key(saved or {}, hashes)
         if hashes and not trained and _written_key(target) == key:
-            reused = _update(con, target, part, key, lambda: Model.load(model_dir))
+            say("hidden income: families whose features changed")
+            reused = _update(con, card, target, part, key, lambda: Model.load(model_dir))
+            seconds["update"] = time.perf_counter() - t
         else:
-            _predict_all(con, model or Model.load(model_dir), part, key)
+            say("hidden income: features")
+            hashes = _feature_table(con, card, engine, scores)
+            seconds["features"] = time.perf_counter() - t
+            t = time.perf_counter()
+            if trained:
+                say("hidden income: training")
+                samples, population = _training_samples(con)
+                fingerprint = training_fingerprint(vocab, samples)
+                model, metrics = train(samples, vocab, population)
+                del samples
+                model.meta |= {
+                    "training_fingerprint": fingerprint,
+                    "families": int(families),
+                    "data_date": on.isoformat() if on else None,
+                }
+                model.save(model_dir)
+                seconds["training"] = time.perf_counter() - t
+                t = time.perf_counter()
+            else:
+                model = Model.load(model_dir)
+            say("hidden income: predicting")
+            _predict_all(con, model, part, _output_key(model.meta, hashes))
             reused = 0
-        part.replace(target)
-        seconds["prediction"] = time.perf_counter() - t
+            seconds["prediction"] = time.perf_counter() - t
+        if part.exists():  # else every family was unchanged: the previous output stands
+            part.replace(target)
+        if not trained:
+            reason = f"saved model reused (trained on the data of {saved.get('data_date')})"
     finally:
         con.close()
     written = pq.read_table(target, columns=["hidden_income_flag", "observed"])
@@ -886,28 +913,61 @@ def _predict_all(con: duckdb.DuckDBPyConnection, model: Model, part: Path, key: 
 
 def _update(
     con: duckdb.DuckDBPyConnection,
+    card: Path,
     previous: Path,
     part: Path,
     key: dict,
     load: Callable[[], Model],
 ) -> int:
     """Write to `part` the rows of `previous` (an output of the same key) whose family and
-    feature hash are still in `features`, and the other families of `features` predicted
-    afresh (the model loaded only if there are any); returns the rows kept."""
+    feature hash are unchanged, and the families that are new or changed predicted afresh
+    (the model loaded only if there are any); returns the rows kept. Nothing is written when
+    every family is unchanged: `previous` is the output.
+
+    The feature rows of the nation are hashed as they stream past, never stored: one full join
+    with the previous output's (family_id, feature_hash) finds the changed families and the
+    previous rows no longer valid. Only the households of the changed families are read again,
+    whole, so that their co-resident features equal the nation's.
+    """
+    columns = _card_view(con, card)
+    sql = _restricted(features_sql(columns, hashed=True, household=True))
     prev = f"read_parquet({sql_path(previous)})"
-    match = "p.family_id = f.family_id AND p.feature_hash = f.feature_hash"
-    changed = fetch_arrow(con, f"SELECT f.* FROM features f ANTI JOIN {prev} p ON {match}")
-    kept = f"SELECT p.* FROM {prev} p SEMI JOIN features f ON {match}"
-    if changed.num_rows:
-        con.register("fresh", predict(load(), _frame(changed)))
+    con.execute(
+        f"""CREATE TEMP TABLE diff AS
+        SELECT coalesce(f.family_id, p.family_id) AS family_id, f.household,
+               f.family_id IS NULL AS stale
+        FROM (SELECT family_id, household, {FEATURE_HASH} FROM ({sql})) f
+        FULL JOIN (SELECT family_id, feature_hash FROM {prev}) p
+          ON p.family_id = f.family_id AND p.feature_hash = f.feature_hash
+        WHERE f.family_id IS NULL OR p.family_id IS NULL"""
+    )
+    [(changed, stale)] = con.execute(
+        "SELECT count(*) FILTER (WHERE NOT stale), count(*) FILTER (WHERE stale) FROM diff"
+    ).fetchall()
+    [(families,)] = con.execute("SELECT count(*) FROM card_file").fetchall()
+    if not changed and not stale:
+        return int(families)
+    kept = f"SELECT p.* FROM {prev} p ANTI JOIN (SELECT family_id FROM diff WHERE stale) s"
+    kept += " ON s.family_id = p.family_id"
+    if changed:
+        homes = household_sql(columns, hashed=True)
+        _feature_table(
+            con, card, "duckdb", part.parent,
+            where=f"{homes} IN (SELECT household FROM diff WHERE NOT stale)",
+        )  # fmt: skip
+        rows = fetch_arrow(
+            con,
+            "SELECT f.* FROM features f SEMI JOIN (SELECT family_id FROM diff WHERE NOT stale) d"
+            " ON d.family_id = f.family_id",
+        )
+        con.register("fresh", predict(load(), _frame(rows)))
         kept += " UNION ALL BY NAME SELECT * FROM fresh"
     meta = json.dumps(key).replace("'", "''")
     con.execute(
         f"COPY ({kept}) TO {sql_path(part)} (FORMAT parquet, COMPRESSION "
         f"{PARQUET_COMPRESSION}, KV_METADATA {{qamqor: '{meta}'}})"
     )
-    [(families,)] = con.execute("SELECT count(*) FROM features").fetchall()
-    return int(families) - changed.num_rows
+    return int(families) - int(changed)
 
 
 def explain_income(data_dir: Path, family_id: str) -> dict:

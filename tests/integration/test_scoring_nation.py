@@ -229,28 +229,37 @@ def test_unchanged_families_keep_their_rows(nation: Path, tmp_path: Path) -> Non
     assert not again.trained and again.seconds["reused_families"] == len(cards)
     pd.testing.assert_frame_equal(before, _by_family(again.out), check_exact=True)
     assert before["feature_hash"].notna().all() and before["feature_hash"].is_unique
-    # change families outside the training rows (the model stays): they are predicted again
+    # change families outside the training rows (the model stays): alone at their address,
+    # in shared households (their co-residents' features change too), one family leaves and
+    # one is renamed (a new id): all of those are predicted again, the others kept
     f = _features(tmp_path / "cards" / "families.parquet", "duckdb", tmp_path)
     used = set(f["family_id"].iloc[np.concatenate(training_rows(f["family_id"], observed(f)))])
-    alone = set(f.loc[f["household_families"] == 1, "family_id"])  # no co-resident changes
+    alone = set(f.loc[f["household_families"] == 1, "family_id"])
+    shared = set(f.loc[f["household_families"] > 1, "family_id"])
     h = pd.read_parquet(again.out)
-    pick = h["family_id"].isin(alone - used) & (h["hidden_income_flag"] | h["z"].notna())
-    changed = h.loc[pick, "family_id"][:200]
+    scored = h["hidden_income_flag"] | h["z"].notna()
+    changed = list(h.loc[h["family_id"].isin(alone - used) & scored, "family_id"][:200])
+    changed += list(h.loc[h["family_id"].isin(shared - used) & scored, "family_id"][:20])
     rows = cards["family_id"].isin(changed)
     cards.loc[rows, "deposits"] = cards.loc[rows, "deposits"] + 5_000_000
+    left, renamed = sorted(alone - used - set(changed))[:2]
+    cards = cards[cards["family_id"] != left]
+    cards.loc[cards["family_id"] == renamed, "family_id"] = renamed + "-new"
     cards.to_parquet(tmp_path / "cards" / "families.parquet")
+    model_dir = tmp_path / "scores" / "model"
+    now = _features(tmp_path / "cards" / "families.parquet", "duckdb", tmp_path)
+    same = now.merge(before[["family_id", "feature_hash"]], on=["family_id", "feature_hash"])
+    assert len(same) < len(cards) - len(changed) - 1  # the co-residents of 20 changed too
     third = run_hidden_income(tmp_path)
     assert not third.trained
-    assert third.seconds["reused_families"] == len(cards) - len(changed)
-    model_dir = tmp_path / "scores" / "model"
-    fresh = predict(
-        Model.load(model_dir),
-        _features(tmp_path / "cards" / "families.parquet", "duckdb", tmp_path),
-    ).to_pandas()
+    assert third.seconds["reused_families"] == len(same)
+    fresh = predict(Model.load(model_dir), now).to_pandas()
     kept = _by_family(third.out)
     pd.testing.assert_frame_equal(kept, _by_family(fresh), check_exact=True)
+    assert left not in set(kept["family_id"]) and renamed + "-new" in set(kept["family_id"])
     moved = kept["family_id"].isin(changed)
-    assert (kept.loc[moved, "expected_income"] != before.loc[moved, "expected_income"]).any()
+    was = before.set_index("family_id").loc[kept.loc[moved, "family_id"], "expected_income"]
+    assert (kept.loc[moved, "expected_income"].to_numpy() != was.to_numpy()).any()
     # an output written by another layout is predicted again, whole
     table = pq.read_table(third.out)
     key = json.loads(table.schema.metadata[b"qamqor"])
