@@ -10,11 +10,12 @@ A nation already generated and ingested in bench/work/N is reused when the gener
 unchanged since (bench/work/N/generator.sha256; BENCH_REUSE=0 generates it again anyway). Offers
 compare two runs, so the first time a nation is used the bench also builds, untimed, the cards and
 entitlements of the month before (PREVIOUS). The timed steps are one daily run, on DAY, the day
-after the extract date: every bench first runs, untimed, the cards and scores of the day before
-(DAY_BEFORE, the extract date; the hidden-income model is trained there the first time), as the
-daily run of the day before would have. Timed: cards, levels, scores (the saved model; families
-whose features did not change keep their predictions), entitlements and offers (the offers store
-is emptied first), then audit. The targets of issues 2-4 are checked on the pairs they name
+after the extract date: every bench first runs, untimed, the cards, scores and entitlements of
+the day before (DAY_BEFORE, the extract date; the hidden-income model is trained there the first
+time), as the daily run of the day before would have. Timed: cards, levels, scores (the saved
+model; families whose features did not change keep their predictions), entitlements and offers
+(the offers store is emptied first; offers are the families newly entitled since the day
+before), then audit. The targets of issues 2-4 are checked on the pairs they name
 (levels + scores, entitlements + offers).
 """
 
@@ -130,7 +131,7 @@ def bench(n: int, reuse: bool) -> dict:
     if not (work / "entitlements_history" / PREVIOUS).exists():  # untimed: the run before
         _run([*QAMQOR, "cards", str(work), "--date", PREVIOUS])
         _run([*QAMQOR, "entitlements", str(work), "--date", PREVIOUS])
-    for step in ("cards", "scores"):  # untimed: the daily run of the day before
+    for step in ("cards", "scores", "entitlements"):  # untimed: the daily run of the day before
         _run([*QAMQOR, step, str(work), "--date", DAY_BEFORE])
     for step in STEPS:
         if step == "offers":

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -29,7 +28,7 @@ import sqlglot
 from sqlglot import exp
 
 from qamqor.countries import Country, NotInForceError, load_country
-from qamqor.engine import atomic_dir, connect, run_query, scratch_dir, sql_path
+from qamqor.engine import atomic_dir, connect, publish_file, run_query, scratch_dir, sql_path
 from qamqor.expressions import check_expression, names_used
 from qamqor.ids import pseudonym_number_sql
 from qamqor.levels.compute import card_dates, card_path
@@ -160,7 +159,11 @@ def facts_sql(on: date, pension_age_men: float, pension_age_women: float) -> tup
              AND NOT person_pension_age AND NOT person_student
              AND person_disability_group NOT IN (1, 2)) AS long_ill_able,
            sum(asp_3m) AS asp_3m
-    FROM persons GROUP BY family_id"""
+    FROM persons
+    -- only the persons that can count (a few per cent): a family without any has no row, and
+    -- its facts are 0 (every reader joins LEFT and fills 0)
+    WHERE (person_parent_died AND person_role = 'child') OR person_long_ill OR asp_3m > 0
+    GROUP BY family_id"""
     return persons, families
 
 
@@ -455,7 +458,7 @@ def compute_entitlements(
         # not inside, DIR/entitlements, which atomic_dir replaces whole
         with atomic_dir(data_dir / "entitlements_history" / on.isoformat()) as tmp:
             for name in ("entitlements.parquet", "summary.json"):
-                shutil.copyfile(final / name, tmp / name)
+                publish_file(final / name, tmp / name)  # a hard link: neither is written again
     return EntitlementsResult(rows, summary, final)
 
 
