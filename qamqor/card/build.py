@@ -40,6 +40,8 @@ def _age(col: str, d: str) -> str:
 
 # The columns of `membership` besides iin, fkey and role: what the outputs need of a person.
 PERSON = "person_id, sex, age, student, disabled, disability_group"
+# kept beside each date's cards: family_id, members, members_hash (`_changes`)
+DIGEST = "membership.parquet"
 
 
 def formation_sql(d: str) -> list[str]:
@@ -234,6 +236,7 @@ def family_sql(d: str) -> str:
     WITH agg AS (
         SELECT fkey, {", ".join(packs)},
                min(age) FILTER (WHERE role IN ('head', 'spouse')) AS youngest_adult_age,
+               bit_xor(hash(nullif(person_id, ''))) AS members_hash,  -- `_changes`
                {money}
         FROM membership
         LEFT JOIN (SELECT iin, level AS enrolled FROM education WHERE enrolled_from <= {d}) e
@@ -245,7 +248,7 @@ def family_sql(d: str) -> str:
     -- the family key is the head's IIN: the family's id and place are the head's (read from
     -- the register here, so that `alive` need not carry them for everyone)
     SELECT hd.person_id AS family_id, hd.region, hd.district, hd.urban, hd.language,
-           hd.address_id, agg.fkey, {counts}, youngest_adult_age,
+           hd.address_id, agg.fkey, {counts}, youngest_adult_age, members_hash,
            {", ".join(_MONEY)}, {unpack["working"]} AS working
     FROM agg JOIN population hd ON hd.iin = agg.fkey"""
 
@@ -459,6 +462,10 @@ def build_cards(data_dir: Path, on: date) -> CardsResult:
                     f"COPY ({members_sql()}) TO {sql_path(tmp / 'members.parquet')}"
                     " (FORMAT parquet)"
                 )
+                con.execute(
+                    f"COPY (SELECT family_id, members, members_hash FROM family) TO"
+                    f" {sql_path(tmp / DIGEST)} (FORMAT parquet)"
+                )
                 changed = _changes(con, previous[-1], tmp) if previous else None
             out = history / on.isoformat()
             for name in ("families.parquet", "members.parquet", "changes.parquet"):
@@ -477,21 +484,27 @@ def _changes(con, before: Path, after: Path) -> int:
     `after/changes.parquet`.
 
     Each family's members are compared as a count and an XOR of their ids' 64-bit hashes (no
-    sorting, no lists): the new side straight from `membership`, as `members_sql` writes it.
-    Two different memberships of one family match only if their hashes collide (a chance of
-    about 2**-64 per family).
+    sorting, no lists). The new side comes from the family aggregate (`family.members_hash`),
+    which `build_cards` keeps as `DATE/membership.parquet` (6.3 M narrow rows): the old side of
+    the next date (a date written before that file existed is digested from its members). Two
+    different memberships of one family match only if their hashes collide (a chance of about
+    2**-64 per family).
     """
+    if (before / DIGEST).exists():
+        old = f"SELECT * FROM read_parquet({sql_path(before / DIGEST)})"
+    else:
+        old = f"""SELECT family_id, count(*) AS members, bit_xor(hash(person_id)) AS members_hash
+                  FROM read_parquet({sql_path(before / "members.parquet")}) GROUP BY 1"""
     q = f"""
-    WITH a AS (SELECT family_id, count(*) AS n, bit_xor(hash(person_id)) AS h
-               FROM read_parquet({sql_path(before / "members.parquet")}) GROUP BY 1),
-         b AS (SELECT family_id, count(*) AS n, bit_xor(hash(person_id)) AS h
-               FROM ({members_sql()}) GROUP BY 1)
+    WITH a AS ({old}),
+         b AS (SELECT family_id, members, members_hash FROM family)
     SELECT coalesce(b.family_id, a.family_id) AS family_id,
            CASE WHEN a.family_id IS NULL THEN 'new' WHEN b.family_id IS NULL THEN 'dissolved'
                 ELSE 'changed' END AS change,
-           coalesce(a.n, 0) AS members_before, coalesce(b.n, 0) AS members_after
+           coalesce(a.members, 0) AS members_before, coalesce(b.members, 0) AS members_after
     FROM a FULL JOIN b USING (family_id)
-    WHERE a.h IS DISTINCT FROM b.h OR a.n IS DISTINCT FROM b.n
+    WHERE a.members_hash IS DISTINCT FROM b.members_hash
+       OR a.members IS DISTINCT FROM b.members
     ORDER BY 1
     """
     con.execute(f"COPY ({q}) TO {sql_path(after / 'changes.parquet')} (FORMAT parquet)")

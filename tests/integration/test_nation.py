@@ -12,7 +12,7 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from qamqor.card.build import build_cards
+from qamqor.card.build import DIGEST, build_cards
 from qamqor.cli import app
 from qamqor.ids import iin_text_sql
 from qamqor.registries.ingest import ingest
@@ -116,6 +116,22 @@ def test_money_counts_whole_months(nation: Path, tmp_path: Path) -> None:
             WHERE a.members = b.members"""
     ).fetchall()
     assert same > 0.9 * FAMILIES and different == 0
+
+
+def test_membership_digest_matches_the_members(nation: Path) -> None:
+    """The digest each card date keeps (what the next date's changes compare with) is the
+    count and hash its members.parquet gives, family by family."""
+    for day in ("2025-06-01", "2025-10-01"):
+        folder = nation / "cards" / "history" / day
+        [(families, differ)] = duckdb.execute(
+            f"""WITH m AS (SELECT family_id, count(*) AS members,
+                                  bit_xor(hash(person_id)) AS members_hash
+                           FROM read_parquet('{folder / "members.parquet"}') GROUP BY 1)
+                SELECT count(*), count(*) FILTER (WHERE m.family_id IS NULL OR d.family_id IS NULL
+                       OR m.members <> d.members OR m.members_hash <> d.members_hash)
+                FROM m FULL JOIN read_parquet('{folder / DIGEST}') d USING (family_id)"""
+        ).fetchall()
+        assert families > 0.9 * FAMILIES and differ == 0
 
 
 def test_cli_card_and_errors(nation: Path) -> None:
