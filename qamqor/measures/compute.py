@@ -224,7 +224,9 @@ def median_income(data_dir: Path, on: date) -> tuple[float, str]:
     keep = ~np.isnan(x)  # NULL incomes are left out, as the SQL's min() leaves them out
     total = w.sum()  # ... but their people count, as in sum(members) OVER ()
     x, w = x[keep], w[keep]
-    order = np.argsort(x, kind="stable")
+    # any order of equal incomes gives the same income at the crossing: no stable sort needed
+    # (6.3 M families: 1.9 → 0.8 s)
+    order = np.argsort(x)
     cum = np.cumsum(w[order])
     crossing = np.nonzero(cum >= total / 2.0)[0]
     value = x[order][crossing[0]] if len(crossing) else None

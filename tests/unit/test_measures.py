@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from qamqor.card.columns import FAMILY_COLUMNS
 from qamqor.countries import PACKS_DIR, load_country
@@ -240,3 +242,37 @@ def test_broken_measure_file_names_file_and_line(
         load_measure_file(path)
     assert str(e.value).startswith(f"{path}:{line}:")
     assert problem in str(e.value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    families=st.lists(
+        st.tuples(st.one_of(st.none(), st.sampled_from([0.0, 50.0, 80.5, 120.0])),
+                  st.integers(1, 6)),
+        min_size=1, max_size=40,
+    )
+)  # fmt: skip
+def test_median_income_is_the_people_weighted_median(families, tmp_path_factory) -> None:
+    """The median per-capita income (the poverty line's base) is the smallest income at which
+    the people of the families ordered by income reach half of all people; families without an
+    income count among the people but not among the incomes. Many families share an income."""
+    import pyarrow.parquet as pq
+
+    from qamqor.measures.compute import median_income
+
+    data_dir = tmp_path_factory.mktemp("median")
+    folder = data_dir / "cards" / "history" / "2025-10-01"
+    folder.mkdir(parents=True)
+    income = [x for x, _ in families]
+    members = [n for _, n in families]
+    pq.write_table(
+        pa.table({"income_per_capita_3m": pa.array(income, pa.float64()), "members": members}),
+        folder / "families.parquet",
+    )
+    total = sum(members)
+    known = sorted({x for x in income if x is not None})
+    reached = [
+        v for v in known if sum(n for x, n in families if x is not None and x <= v) >= total / 2
+    ]
+    value, _ = median_income(data_dir, date(2025, 10, 2))
+    assert value == (reached[0] if reached else 0.0)
