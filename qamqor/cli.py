@@ -394,6 +394,7 @@ def scores(
             h = run_hidden_income(data_dir, engine=engine, retrain=retrain, progress=step, on=when)
             step("scores: 23 criteria")
             r = run_scores(data_dir, when, engine=engine)
+            bar.update(task, completed=len(steps))  # a saved model skips training
     except (FileNotFoundError, EngineError, ValueError) as e:
         _fail(str(e))
     m = h.metrics
