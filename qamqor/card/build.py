@@ -131,14 +131,18 @@ def formation_sql(d: str) -> list[str]:
     ]
 
 
+def month_sql(d: str, back: int = 0) -> str:
+    """SQL of the first day of the month of the SQL date `d`, `back` months earlier: money is
+    counted by whole months (registries report by month), the same on every day of a month."""
+    start = f"date_trunc('month', {d})"
+    return f"{start} - INTERVAL {back} MONTH" if back else start
+
+
 def money_sql(d: str) -> list[str]:
     """SQL statements that create `earnings` and `paid`: per person, the money the methodology
     averages per person over the 3 and 12 whole months before the month of `d` (a family's
-    figure is the sum of its members'): registries report by month, so every day of a month
-    counts the same months."""
-    month = f"date_trunc('month', {d})"
-    m3 = f"{month} - INTERVAL 3 MONTH"
-    m12 = f"{month} - INTERVAL 12 MONTH"
+    figure is the sum of its members')."""
+    month, m3, m12 = month_sql(d), month_sql(d, 3), month_sql(d, 12)
     return [
         f"""CREATE TEMP TABLE earnings AS  -- wages and self-employment income
         SELECT iin,

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 import sqlglot
 from sqlglot import exp
 
+from qamqor.card.build import month_sql
 from qamqor.countries import Country, NotInForceError, load_country
 from qamqor.engine import atomic_dir, connect, publish_file, run_query, scratch_dir, sql_path
 from qamqor.expressions import check_expression, names_used
@@ -90,8 +91,7 @@ def facts_sql(on: date, pension_age_men: float, pension_age_women: float) -> tup
     """Two SELECTs (DuckDB, over the ingested registries and the `member_register` table):
     per-person facts and their family aggregates."""
     d = f"DATE '{on.isoformat()}'"
-    month = f"date_trunc('month', {d})"  # the 3 whole months before the month of `on`
-    m3 = f"{month} - INTERVAL 3 MONTH"
+    month, m3 = month_sql(d), month_sql(d, 3)  # the 3 whole months before the month of `on`
     months = (
         f"(date_diff('month', p.birth_date, {d}) - CASE WHEN day(p.birth_date) > day({d}) "
         f"THEN 1 ELSE 0 END)"
@@ -531,8 +531,7 @@ def registry_paid(con, on: date) -> dict[str, dict]:
         f"""CREATE TEMP TABLE p AS
             WITH paid AS (
               SELECT DISTINCT iin, measure FROM payments
-              WHERE period >= date_trunc('month', {d}) - INTERVAL 3 MONTH
-                AND period < date_trunc('month', {d}))
+              WHERE period >= {month_sql(d, 3)} AND period < {month_sql(d)})
             SELECT paid.iin, paid.measure, {pseudonym_number_sql("r.family_id")} AS family
             FROM paid LEFT JOIN (SELECT iin, family_id FROM member_register) r USING (iin)"""
     )

@@ -611,13 +611,18 @@ def _card_view(con: duckdb.DuckDBPyConnection, card: Path) -> set[str]:
     return set(pq.read_schema(card).names)
 
 
+def _hashes(engine: str) -> str | None:
+    """What makes the feature hashes of a run on `engine` (None: that engine makes none)."""
+    return f"duckdb {duckdb.__version__}" if engine == "duckdb" else None
+
+
 def _feature_table(
     con: duckdb.DuckDBPyConnection, card: Path, engine: str, scratch: Path, where: str = ""
-) -> str | None:
+) -> None:
     """Create the temporary table `features` in `con`: `features_sql` over `card` (computed by
     `engine`) and each family's `feature_hash`, DuckDB's 64-bit hash of its whole row (NULL
-    when Spark computed the rows). Returns what made the hashes (None: no hashes). `where`
-    restricts the card (DuckDB only) before the co-resident features are computed."""
+    when Spark computed the rows: `_hashes`). `where` restricts the card (DuckDB only)
+    before the co-resident features are computed."""
     columns = _card_view(con, card)
     if engine == "duckdb":
         sql = _restricted(features_sql(columns, hashed=True, household=True), where)
@@ -625,7 +630,7 @@ def _feature_table(
             f"CREATE TEMP TABLE features AS SELECT * EXCLUDE (household), {FEATURE_HASH}"
             f" FROM ({sql})"
         )
-        return f"duckdb {duckdb.__version__}"
+        return
     tmp = scratch / f".hidden_features-{os.getpid()}.parquet"  # Spark writes Parquet
     try:
         run_query(features_sql(columns), {"card": card}, tmp, engine=engine)
@@ -635,7 +640,6 @@ def _feature_table(
         )
     finally:
         tmp.unlink(missing_ok=True)
-    return None
 
 
 # a family's feature row as one number (`household` is how it was computed, not a feature)
@@ -830,7 +834,7 @@ def run_hidden_income(
         t = time.perf_counter()
         part = target.with_name(".hidden_income.parquet.tmp")
         part.unlink(missing_ok=True)  # a run killed half-way left it: never published
-        hashes = f"duckdb {duckdb.__version__}" if engine == "duckdb" else None
+        hashes = _hashes(engine)
         key = _output_key(saved or {}, hashes)
         if hashes and not trained and _written_key(target) == key:
             say("hidden income: families whose features changed")
@@ -838,7 +842,7 @@ def run_hidden_income(
             seconds["update"] = time.perf_counter() - t
         else:
             say("hidden income: features")
-            hashes = _feature_table(con, card, engine, scores)
+            _feature_table(con, card, engine, scores)
             seconds["features"] = time.perf_counter() - t
             t = time.perf_counter()
             if trained:
