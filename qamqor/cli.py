@@ -90,7 +90,12 @@ def cards(data_dir: Path, on: str = typer.Option(None, "--date", help="Card date
         r = build_cards(data_dir, when)
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
-    console.print(f"{r.families:,} families, {r.people:,} people → {data_dir}/cards")
+    kept = (
+        ""
+        if r.kept_from is None
+        else f" ({r.recomputed:,} computed, the others kept from {r.kept_from})"
+    )
+    console.print(f"{r.families:,} families{kept}, {r.people:,} people → {data_dir}/cards")
 
 
 @app.command()

@@ -47,7 +47,8 @@ def run(data_dir: Path, on: date, progress=None) -> RunResult:
     def _cards() -> str:
         r = build_cards(data_dir, on)
         changed = "" if r.changed is None else f", {r.changed:,} changed since the last card"
-        return f"{r.families:,} families, {r.people:,} people{changed}"
+        kept = "" if r.kept_from is None else f" ({r.recomputed:,} computed, others kept)"
+        return f"{r.families:,} families{kept}, {r.people:,} people{changed}"
 
     def _levels() -> str:
         r = compute_levels(data_dir, on)

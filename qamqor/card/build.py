@@ -13,6 +13,8 @@ DuckDB works under a memory limit, spilling to a scratch folder rather than grow
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from datetime import date
@@ -138,11 +140,13 @@ def month_sql(d: str, back: int = 0) -> str:
     return f"{start} - INTERVAL {back} MONTH" if back else start
 
 
-def money_sql(d: str) -> list[str]:
-    """SQL statements that create `earnings` and `paid`: per person, the money the methodology
-    averages per person over the 3 and 12 whole months before the month of `d` (a family's
-    figure is the sum of its members')."""
+def money_sql(d: str, members: str = "membership") -> list[str]:
+    """SQL statements that create `earnings` and `paid`: per person of `members`, the money the
+    methodology averages per person over the 3 and 12 whole months before the month of `d` (a
+    family's figure is the sum of its members')."""
     month, m3, m12 = month_sql(d), month_sql(d, 3), month_sql(d, 12)
+    # every living person has money rows worth reading: only a part of them needs a filter
+    among = "" if members == "membership" else f" AND iin IN (SELECT iin FROM {members})"
     return [
         f"""CREATE TEMP TABLE earnings AS  -- wages and self-employment income
         SELECT iin,
@@ -155,14 +159,14 @@ def money_sql(d: str) -> list[str]:
                      CAST(NULL AS DOUBLE) AS declared_income FROM income
               UNION ALL
               SELECT iin, period, NULL, NULL, declared_income FROM tax) t
-        WHERE period < {month} GROUP BY iin""",
+        WHERE period < {month}{among} GROUP BY iin""",
         f"""CREATE TEMP TABLE paid AS  -- pensions and benefits paid
         SELECT iin,
                sum(amount) FILTER (WHERE measure = 'age_pension' AND period >= {m3}) / 3
                  AS pension_3m,
                sum(amount) FILTER (WHERE measure NOT IN ('age_pension', 'birth')
                  AND period >= {m3}) / 3 AS benefits_3m
-        FROM payments WHERE period < {month} GROUP BY iin""",
+        FROM payments WHERE period < {month}{among} GROUP BY iin""",
     ]
 
 
@@ -229,9 +233,9 @@ _COUNTS = {
 }
 
 
-def family_sql(d: str) -> str:
-    """`family`: one row per family key: the family's id and place (its head's), demography and
-    money, in one aggregate over `membership`."""
+def family_sql(d: str, members: str = "membership") -> str:
+    """`family`: one row per family key of `members`: the family's id and place (its head's),
+    demography and money, in one aggregate."""
     packs, unpack = _packed(_COUNTS, "n")
     money = ", ".join(f"coalesce({e}, 0) AS {c}" for c, e in _MONEY.items())
     unpack = {c: f"CAST({e} AS BIGINT)" for c, e in unpack.items()}
@@ -242,7 +246,7 @@ def family_sql(d: str) -> str:
                min(age) FILTER (WHERE role IN ('head', 'spouse')) AS youngest_adult_age,
                bit_xor(hash(nullif(person_id, ''))) AS members_hash,  -- `_changes`
                {money}
-        FROM membership
+        FROM {members}
         LEFT JOIN (SELECT iin, level AS enrolled FROM education WHERE enrolled_from <= {d}) e
           USING (iin)
         LEFT JOIN earnings USING (iin)
@@ -307,8 +311,9 @@ ASSET_COLUMNS = (
 )  # fmt: skip
 
 
-def assets_sql(d: str) -> str:
-    """`assets`: per family key, property, vehicles, debt, deposits, livestock, employment."""
+def assets_sql(d: str, members: str = "membership") -> str:
+    """`assets`: per family key of `members`, property, vehicles, debt, deposits, livestock,
+    employment."""
     sources = [
         (
             {"property": "kind", "property_value": "value"},
@@ -347,7 +352,7 @@ def assets_sql(d: str) -> str:
         FROM (
             {union}
         ) x
-        JOIN membership ms USING (iin)
+        JOIN {members} ms USING (iin)
         GROUP BY ms.fkey
     )
     SELECT fkey, {", ".join(f"{cols[c]} AS {c}" for c in ASSET_COLUMNS)} FROM agg"""
@@ -385,15 +390,15 @@ def indicators_sql(d: str) -> str:
     """
 
 
-def members_sql() -> str:
+def members_sql(families: str = "family") -> str:
     """One row per member: pseudonymous person and family ids, role, sex and age (the family's
-    id from `family`, by the family key)."""
+    id from `families`, by the family key)."""
     # nullif(x, ''): the ids were always written as optional Parquet fields, and DuckDB writes
     # REQUIRED when it can prove a column has no NULLs (as it can for a stored column).
-    return """
+    return f"""
     SELECT nullif(m.person_id, '') AS person_id, nullif(f.family_id, '') AS family_id, m.role,
            m.sex, m.age
-    FROM membership m JOIN family f USING (fkey)"""
+    FROM membership m JOIN {families} f USING (fkey)"""
 
 
 def card_sql(d: str) -> list[str]:
@@ -416,6 +421,90 @@ def card_sql(d: str) -> list[str]:
     ]
 
 
+# Registry dates that change a person's card inputs without changing any family's membership
+# (births, deaths, marriages and divorces change memberships, which the digests compare).
+_DATED = {
+    "health": "disability_since",
+    "education": "enrolled_from",
+    "real_estate": "acquired_date",
+    "credit": "opened_date",
+    "employment": "since",
+}
+
+
+def update_sql(d: str, before: Path) -> list[str]:
+    """The statements of `card_sql` for a date after the card date `before` of the same month
+    and inputs: families are formed for the whole nation, but indicators are computed only for
+    the families `kept` does not hold (see `build_cards`).
+
+    `touched` holds the living people whose inputs differ between the two dates: a birthday
+    (an age changed) or one of the `_DATED` registry dates between them. `digest` is every
+    family's id, member count and member hash (as in `family`), and whether a member was
+    touched. `kept` holds the families with the same members as on `before` and none touched:
+    their indicators on `before` are their indicators now (the money months are the same).
+    """
+    b = f"DATE '{before.name}'"
+    dated = "".join(
+        f"\n        UNION SELECT iin FROM {table} WHERE {col} > {b} AND {col} <= {d}"
+        for table, col in _DATED.items()
+    )
+    return [
+        *formation_sql(d),
+        "DROP TABLE head_key",
+        "DROP TABLE dependants",
+        "DROP TABLE couples",
+        "DROP TABLE alive",
+        f"""CREATE TEMP TABLE touched AS
+        SELECT iin FROM population
+        WHERE birth_date <= {d} AND {_age("birth_date", d)} <> {_age("birth_date", b)}{dated}""",
+        """CREATE TEMP TABLE digest AS
+        SELECT fkey, max(person_id) FILTER (WHERE iin = fkey) AS family_id, count(*) AS members,
+               bit_xor(hash(nullif(person_id, ''))) AS members_hash,
+               bool_or(t.iin IS NOT NULL) AS touched
+        FROM membership LEFT JOIN touched t USING (iin)
+        GROUP BY fkey""",
+        "DROP TABLE touched",
+        f"""CREATE TEMP TABLE kept AS
+        SELECT g.fkey, g.family_id
+        FROM digest g JOIN read_parquet({sql_path(before / DIGEST)}) o
+          USING (family_id, members, members_hash)
+        WHERE NOT g.touched""",
+        """CREATE TEMP TABLE part AS
+        SELECT * FROM membership m WHERE NOT EXISTS (SELECT 1 FROM kept k WHERE k.fkey = m.fkey)""",
+        *money_sql(d, "part"),
+        family_sql(d, "part"),
+        "DROP TABLE earnings",
+        "DROP TABLE paid",
+        assets_sql(d, "part"),
+        "DROP TABLE part",
+    ]
+
+
+# kept beside each date's cards: what its inputs were (`_basis`)
+BASIS = "basis.json"
+# the code whose output a later date may keep: this module and the registry views
+_CODE = (Path(__file__), Path(__file__).parent.parent / "registries" / "views.py")
+
+
+def _basis(src: Path, on: date) -> dict:
+    """What a date's cards are computed from: the month (of the money), this code, and each
+    ingested file's size and modification time (ingestion replaces files whole)."""
+    code = hashlib.sha256(b"".join(p.read_bytes() for p in _CODE)).hexdigest()
+    inputs = {
+        f.name: [f.stat().st_size, f.stat().st_mtime_ns] for f in sorted(src.glob("*.parquet"))
+    }
+    return {"month": on.replace(day=1).isoformat(), "code": code, "inputs": inputs}
+
+
+def _reusable(before: Path, basis: dict) -> bool:
+    """Whether the cards of the earlier date `before` were computed from the same `basis`."""
+    try:
+        same = json.loads((before / BASIS).read_text()) == basis
+    except (OSError, ValueError):
+        return False
+    return same and all((before / n).exists() for n in (DIGEST, "families.parquet"))
+
+
 def _check_pseudonym_key(con) -> None:
     """The population's pseudonyms were made with this run's key (else every id would change)."""
     (wrong,) = con.execute(
@@ -435,10 +524,20 @@ class CardsResult:
     people: int
     changed: int | None
     out: Path
+    # families whose indicators were computed (the others kept from `kept_from`); None: all
+    recomputed: int | None = None
+    kept_from: str | None = None
 
 
-def build_cards(data_dir: Path, on: date) -> CardsResult:
-    """Write DIR/cards/families.parquet and members.parquet for date `on`, keeping history."""
+def build_cards(data_dir: Path, on: date, reuse: bool = True) -> CardsResult:
+    """Write DIR/cards/families.parquet and members.parquet for date `on`, keeping history.
+
+    Families are always formed for the whole nation. With `reuse`, when the latest earlier card
+    date is of the same month and was computed from the same ingested files by the same code
+    (its `basis.json`), a family whose members are the same and none of whom had a birthday or
+    a dated registry event since then keeps that date's indicators (`update_sql`); the others
+    are computed. Otherwise every family is computed.
+    """
     data_dir = Path(data_dir)
     src = data_dir / "ingested"
     if not (src / "population.parquet").exists():
@@ -448,6 +547,9 @@ def build_cards(data_dir: Path, on: date) -> CardsResult:
     d = f"DATE '{on.isoformat()}'"
     history = data_dir / "cards" / "history"
     previous = sorted(p for p in history.glob("*") if p.is_dir() and p.name < on.isoformat())
+    basis = _basis(src, on)
+    base = previous[-1] if previous and reuse and _reusable(previous[-1], basis) else None
+    families = "family" if base is None else "digest"
     limit = os.environ.get("QAMQOR_MEMORY_LIMIT", MEMORY_LIMIT)
     with scratch_dir(data_dir / "cards", "spill") as spill:
         con = connect(memory_limit=limit, temp_directory=spill)
@@ -455,22 +557,28 @@ def build_cards(data_dir: Path, on: date) -> CardsResult:
             for f in sorted(src.glob("*.parquet")):
                 con.execute(registry_view(con, f))
             _check_pseudonym_key(con)
-            for stmt in card_sql(d):
+            for stmt in card_sql(d) if base is None else update_sql(d, base):
                 con.execute(stmt)
+            cards = indicators_sql(d)
+            if base is not None:
+                cards = f"""SELECT * FROM read_parquet({sql_path(base / "families.parquet")})
+                WHERE family_id IN (SELECT family_id FROM kept)
+                UNION ALL BY NAME ({cards})"""
             with atomic_dir(history / on.isoformat()) as tmp:
                 con.execute(
-                    f"COPY ({indicators_sql(d)}) TO {sql_path(tmp / 'families.parquet')}"
+                    f"COPY ({cards}) TO {sql_path(tmp / 'families.parquet')}"
                     f" (FORMAT parquet, DICTIONARY_SIZE_LIMIT {DICTIONARY_LIMIT})"
                 )
                 con.execute(
-                    f"COPY ({members_sql()}) TO {sql_path(tmp / 'members.parquet')}"
+                    f"COPY ({members_sql(families)}) TO {sql_path(tmp / 'members.parquet')}"
                     " (FORMAT parquet)"
                 )
                 con.execute(
-                    f"COPY (SELECT family_id, members, members_hash FROM family) TO"
+                    f"COPY (SELECT family_id, members, members_hash FROM {families}) TO"
                     f" {sql_path(tmp / DIGEST)} (FORMAT parquet)"
                 )
-                changed = _changes(con, previous[-1], tmp) if previous else None
+                (tmp / BASIS).write_text(json.dumps(basis, indent=1))
+                changed = _changes(con, previous[-1], tmp, families) if previous else None
             out = history / on.isoformat()
             for name in ("families.parquet", "members.parquet", "changes.parquet"):
                 if (out / name).exists():
@@ -478,18 +586,23 @@ def build_cards(data_dir: Path, on: date) -> CardsResult:
             fam, ppl = con.execute(
                 f"SELECT count(*), sum(members) FROM read_parquet({sql_path(out / 'families.parquet')})"
             ).fetchone()
+            recomputed = None
+            if base is not None:
+                recomputed = int(con.execute("SELECT count(*) FROM family").fetchone()[0])
         finally:
             con.close()
-    return CardsResult(int(fam), int(ppl or 0), changed, out)
+    return CardsResult(
+        int(fam), int(ppl or 0), changed, out, recomputed, base.name if base else None
+    )
 
 
-def _changes(con, before: Path, after: Path) -> int:
+def _changes(con, before: Path, after: Path, families: str = "family") -> int:
     """Families whose membership differs from the previous card date, written to
     `after/changes.parquet`.
 
     Each family's members are compared as a count and an XOR of their ids' 64-bit hashes (no
-    sorting, no lists). The new side comes from the family aggregate (`family.members_hash`),
-    which `build_cards` keeps as `DATE/membership.parquet` (6.3 M narrow rows): the old side of
+    sorting, no lists). The new side comes from the table `families` (the family aggregate, or
+    `digest` when indicators are kept), which `build_cards` keeps as `DATE/membership.parquet` (6.3 M narrow rows): the old side of
     the next date (a date written before that file existed is digested from its members). Two
     different memberships of one family match only if their hashes collide (a chance of about
     2**-64 per family).
@@ -501,7 +614,7 @@ def _changes(con, before: Path, after: Path) -> int:
                   FROM read_parquet({sql_path(before / "members.parquet")}) GROUP BY 1"""
     q = f"""
     WITH a AS ({old}),
-         b AS (SELECT family_id, members, members_hash FROM family)
+         b AS (SELECT family_id, members, members_hash FROM {families})
     SELECT coalesce(b.family_id, a.family_id) AS family_id,
            CASE WHEN a.family_id IS NULL THEN 'new' WHEN b.family_id IS NULL THEN 'dissolved'
                 ELSE 'changed' END AS change,
