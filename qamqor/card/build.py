@@ -480,8 +480,10 @@ def update_sql(d: str, before: Path) -> list[str]:
     ]
 
 
-# kept beside each date's cards: what its inputs were (`_basis`)
+# kept beside each date's cards: what its inputs were (`_basis`), and the earlier date whose
+# indicators it kept, if any ("kept_from"; then COMPUTED lists the families it computed)
 BASIS = "basis.json"
+COMPUTED = "computed.parquet"
 # the code whose output a later date may keep: this module and the registry views
 _CODE = (Path(__file__), Path(__file__).parent.parent / "registries" / "views.py")
 
@@ -499,7 +501,8 @@ def _basis(src: Path, on: date) -> dict:
 def _reusable(before: Path, basis: dict) -> bool:
     """Whether the cards of the earlier date `before` were computed from the same `basis`."""
     try:
-        same = json.loads((before / BASIS).read_text()) == basis
+        kept = json.loads((before / BASIS).read_text())
+        same = {k: kept.get(k) for k in basis} == basis
     except (OSError, ValueError):
         return False
     return same and all((before / n).exists() for n in (DIGEST, "families.parquet"))
@@ -577,7 +580,13 @@ def build_cards(data_dir: Path, on: date, reuse: bool = True) -> CardsResult:
                     f"COPY (SELECT family_id, members, members_hash FROM {families}) TO"
                     f" {sql_path(tmp / DIGEST)} (FORMAT parquet)"
                 )
-                (tmp / BASIS).write_text(json.dumps(basis, indent=1))
+                if base is not None:  # the families computed, for the steps that follow
+                    con.execute(
+                        f"COPY (SELECT family_id FROM family) TO {sql_path(tmp / COMPUTED)}"
+                        " (FORMAT parquet)"
+                    )
+                kept = {"kept_from": base.name} if base is not None else {}
+                (tmp / BASIS).write_text(json.dumps({**basis, **kept}, indent=1))
                 changed = _changes(con, previous[-1], tmp, families) if previous else None
             out = history / on.isoformat()
             for name in ("families.parquet", "members.parquet", "changes.parquet"):

@@ -46,6 +46,7 @@ ANNUAL = {"monthly": 12, "quarterly": 4, "once": 1}
 FAMILIES_NATIONAL = 6_300_000  # SPEC §2: families in the Digital Family Card
 INGESTED = ("population", "health", "income", "awards", "education", "payments")
 FACTS_MEMORY_LIMIT = "5GB"
+PAID = "paid.parquet"  # the people the payments registry paid in the quarter, with their family
 
 
 def _num(x: float | None) -> str:
@@ -87,15 +88,26 @@ MEMBER_REGISTER = f"""CREATE TEMP TABLE member_register AS
           FROM population) r ON r.pkey = {pseudonym_number_sql("m.person_id")}"""
 
 
-def facts_sql(on: date, pension_age_men: float, pension_age_women: float) -> tuple[str, str]:
+def months_sql(born: str, d: str) -> str:
+    """SQL of the whole months of age on the SQL date `d` of someone born on `born`."""
+    return f"(date_diff('month', {born}, {d}) - CASE WHEN day({born}) > day({d}) THEN 1 ELSE 0 END)"
+
+
+def facts_sql(
+    on: date, pension_age_men: float, pension_age_women: float, part: bool = False
+) -> tuple[str, str]:
     """Two SELECTs (DuckDB, over the ingested registries and the `member_register` table):
-    per-person facts and their family aggregates."""
+    per-person facts and their family aggregates. With `part` (`member_register` holds a small
+    part of the register) each registry is first narrowed to the people it can concern."""
     d = f"DATE '{on.isoformat()}'"
+
+    def among(col: str = "iin", *of: str) -> str:
+        """With `part`, a condition that `col` is one of the members' `of` columns."""
+        tests = " OR ".join(f"{col} IN (SELECT {o} FROM member_register)" for o in of or (col,))
+        return f" AND ({tests})" if part else ""
+
     month, m3 = month_sql(d), month_sql(d, 3)  # the 3 whole months before the month of `on`
-    months = (
-        f"(date_diff('month', p.birth_date, {d}) - CASE WHEN day(p.birth_date) > day({d}) "
-        f"THEN 1 ELSE 0 END)"
-    )
+    months = months_sql("p.birth_date", d)
     persons = f"""
     WITH p AS (SELECT * FROM member_register),
     -- the deceased only (a few per cent of the register): the parents are looked up in them
@@ -105,28 +117,30 @@ def facts_sql(on: date, pension_age_men: float, pension_age_women: float) -> tup
     sib AS (
         SELECT iin, row_number() OVER (PARTITION BY mother_iin ORDER BY birth_date, iin)
                       AS birth_order
-        FROM population WHERE mother_iin IS NOT NULL
+        FROM population WHERE mother_iin IS NOT NULL{among("mother_iin")}
     ),
     h AS (  -- only the rows that can give a disability group or a long illness
         SELECT iin, max(CASE WHEN disability_since IS NULL OR disability_since <= {d}
                         THEN coalesce(disability_group, 0) ELSE 0 END) AS disability_group,
                bool_or(coalesce(long_illness, FALSE)) AS long_ill
-        FROM health WHERE disability_group IS NOT NULL OR long_illness
+        FROM health WHERE (disability_group IS NOT NULL OR long_illness){among()}
         GROUP BY iin
     ),
     ins AS (SELECT DISTINCT iin FROM income
-            WHERE period >= {m3} AND period < {month} AND social_contribution > 0),
+            WHERE period >= {m3} AND period < {month} AND social_contribution > 0
+                  {among("iin", "iin", "mother_iin")}),
     aw AS (
         SELECT iin, CASE max(CASE award WHEN 'mother_heroine' THEN 3 WHEN 'altyn_alka' THEN 2
                                         WHEN 'kumis_alka' THEN 1 ELSE 0 END)
                     WHEN 3 THEN 'mother_heroine' WHEN 2 THEN 'altyn_alka'
                     WHEN 1 THEN 'kumis_alka' END AS award
-        FROM awards WHERE award_date <= {d} GROUP BY iin
+        FROM awards WHERE award_date <= {d}{among()} GROUP BY iin
     ),
     stu AS (SELECT DISTINCT iin FROM education
-            WHERE full_time AND level IN ('college', 'university')),
+            WHERE full_time AND level IN ('college', 'university'){among()}),
     asp AS (SELECT iin, sum(amount) / 3 AS asp_3m FROM payments
-            WHERE measure = 'asp' AND period >= {m3} AND period < {month} GROUP BY iin)
+            WHERE measure = 'asp' AND period >= {m3} AND period < {month}{among()}
+            GROUP BY iin)
     SELECT p.person_id, p.family_id, p.role AS person_role, p.sex AS person_sex,
            p.age AS person_age, {months} AS person_age_months,
            coalesce(h.disability_group, 0) AS person_disability_group,
@@ -193,7 +207,7 @@ def write_facts(data_dir: Path, on: date, country: Country, out: Path) -> dict[s
         con.execute(
             f"COPY ({families}) TO {sql_path(out / 'family_facts.parquet')} (FORMAT parquet)"
         )
-        paid = registry_paid(con, on)
+        paid = registry_paid(con, on, out)
         con.close()
     return paid
 
@@ -216,6 +230,16 @@ def median_income(data_dir: Path, on: date) -> tuple[float, str]:
     q_start = date(on.year, 3 * ((on.month - 1) // 3) + 1, 1)
     source = on if q_start not in card_dates(data_dir) else q_start
     cards = card_path(data_dir, source)
+    why = f"card of {source.isoformat()}, income of the 3 months before"
+    # kept beside the card, for as long as the card is the same file (the quarter's runs)
+    memo, st = cards.with_name("median.json"), cards.stat()
+    stamp = f"{st.st_size}:{st.st_mtime_ns}"
+    try:
+        known = json.loads(memo.read_text())
+        if known["stamp"] == stamp:
+            return float(known["median"]), why
+    except (OSError, ValueError, KeyError):
+        pass
     # the smallest income at which the people of the families ordered by income reach half of
     # all people: two columns and a sort in NumPy (a SQL window would sort the whole card)
     t = pq.read_table(cards, columns=["income_per_capita_3m", "members"])
@@ -229,8 +253,11 @@ def median_income(data_dir: Path, on: date) -> tuple[float, str]:
     order = np.argsort(x)
     cum = np.cumsum(w[order])
     crossing = np.nonzero(cum >= total / 2.0)[0]
-    value = x[order][crossing[0]] if len(crossing) else None
-    return float(value or 0.0), f"card of {source.isoformat()}, income of the 3 months before"
+    value = float(x[order][crossing[0]] if len(crossing) else 0.0)
+    tmp = memo.with_name(f".{memo.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps({"stamp": stamp, "median": value}))
+    tmp.replace(memo)
+    return value, why
 
 
 def poverty_line(country: Country, on: date, median: float | None, source: str = "") -> PovertyLine:
@@ -422,10 +449,15 @@ def compute_entitlements(
     country: str = "kz",
     pack: Country | None = None,
     out: Path | None = None,
+    keep: bool = True,
 ) -> EntitlementsResult:
     """Write DIR/entitlements/{entitlements.parquet, summary.json, persons.parquet,
     family_facts.parquet} atomically. `pack` (a loaded country, e.g. with a reform's parameters)
-    replaces the country `country`; `out` replaces DIR/entitlements (reform simulation)."""
+    replaces the country `country`; `out` replaces DIR/entitlements (reform simulation).
+
+    With `keep`, a later day of the month whose card kept most families from the date of the
+    run in DIR/entitlements computes only the families that changed (`qamqor.measures.update`).
+    """
     data_dir = Path(data_dir)
     cards = card_path(data_dir, on)
     cat = catalogue or load_catalogue(country)
@@ -434,15 +466,27 @@ def compute_entitlements(
     line = poverty_line(c, on, median, source)
     switches = {**cat.switches, **(switches or {})}
     final = Path(out) if out else data_dir / "entitlements"
+    from qamqor.measures import update  # (it builds on this module)
+
+    sql = entitlements_sql(cat, c, on, line, switches)
+    ages = (c.parameter("pension_age_men").at(on), c.parameter("pension_age_women").at(on))
+    now = update.basis(data_dir, on, sql, ages)
+    keeping = keep and out is None and engine == "duckdb"
+    before = update.usable_base(data_dir, on, final, now) if keeping else None
     with atomic_dir(final) as tmp:
-        paid = write_facts(data_dir, on, c, tmp)
-        tables = {
-            "cards": cards,
-            "persons": tmp / "persons.parquet",
-            "family_facts": tmp / "family_facts.parquet",
-        }
-        sql = entitlements_sql(cat, c, on, line, switches)
-        rows = run_query(sql, tables, tmp / "entitlements.parquet", engine)
+        if before is None:
+            paid = write_facts(data_dir, on, c, tmp)
+            tables = {
+                "cards": cards,
+                "persons": tmp / "persons.parquet",
+                "family_facts": tmp / "family_facts.parquet",
+            }
+            rows = run_query(sql, tables, tmp / "entitlements.parquet", engine)
+            computed = None
+        else:
+            paid, rows, computed = update.update_entitlements(
+                data_dir, on, before, c, sql, final, tmp
+            )
         summary = summarise(tmp / "entitlements.parquet", cards, cat, on, paid)
         summary.update(
             date=on.isoformat(),
@@ -455,7 +499,10 @@ def compute_entitlements(
                 "by_region": line.by_region,
             },
         )
+        if before is not None:
+            summary.update(computed_families=computed, kept_from=before.isoformat())
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+        (tmp / update.BASIS).write_text(json.dumps({**now, "date": on.isoformat()}, indent=1))
     if out is None:  # keep each date's run for offers (qamqor/measures/offers.py); beside,
         # not inside, DIR/entitlements, which atomic_dir replaces whole
         with atomic_dir(data_dir / "entitlements_history" / on.isoformat()) as tmp:
@@ -521,20 +568,26 @@ def summarise(ent: Path, cards: Path, cat: Catalogue, on: date, paid: dict[str, 
     return out
 
 
-def registry_paid(con, on: date) -> dict[str, dict]:
+def registry_paid(con, on: date, out: Path, paid: str | None = None) -> dict[str, dict]:
     """People and families paid per measure in the 3 months before `on` (the payments
-    registry; families through `member_register`, on a connection of `write_facts`)."""
+    registry; families through `member_register`, on a connection of `write_facts`).
+
+    Each paid person and measure of the quarter once, with their family as a number (one to
+    one with its pseudonym: distinct counts of numbers cost less than of the text), is kept as
+    `out/PAID` for the next run of the month; `paid` replaces the SELECT that finds them
+    (`qamqor.measures.update`)."""
     d = f"DATE '{on.isoformat()}'"
-    # each paid person and measure of the quarter once, with their family as a number (one
-    # to one with its pseudonym: distinct counts of numbers cost less than of the text)
-    con.execute(
-        f"""CREATE TEMP TABLE p AS
+    paid = (
+        paid
+        or f"""
             WITH paid AS (
               SELECT DISTINCT iin, measure FROM payments
               WHERE period >= {month_sql(d, 3)} AND period < {month_sql(d)})
             SELECT paid.iin, paid.measure, {pseudonym_number_sql("r.family_id")} AS family
             FROM paid LEFT JOIN (SELECT iin, family_id FROM member_register) r USING (iin)"""
     )
+    con.execute(f"CREATE TEMP TABLE p AS {paid}")
+    con.execute(f"COPY p TO {sql_path(out / PAID)} (FORMAT parquet)")
     rows = con.execute(
         "SELECT measure, count(*), count(DISTINCT family) FROM p GROUP BY measure"
     ).fetchall()

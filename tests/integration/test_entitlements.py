@@ -16,6 +16,7 @@ from qamqor.measures.compute import compute_entitlements
 from qamqor.measures.explain import explain_measures
 from qamqor.registries.ingest import ingest
 from qamqor.synth.generate import generate
+from tests.parquet import same_rows
 
 ON = date(2025, 10, 1)
 runner = CliRunner()
@@ -123,3 +124,43 @@ def test_person_facts_follow_the_registers(nation: Path) -> None:
     assert both["parent_died"].sum() > 10 and (both["birth_order"] >= 4).sum() > 10
     assert (both["person_parent_died"] == both["parent_died"]).all()
     assert (both["person_birth_order"] == both["birth_order"]).all()
+
+
+def test_a_later_day_computes_only_what_changed(nation: Path, tmp_path: Path) -> None:
+    """A later day of the month computes the persons, facts and entitlements of the families
+    whose card or own facts changed, and copies the others from the run before: the outputs
+    equal a run that computes every family."""
+    import json
+    import shutil
+
+    from qamqor.measures.update import OUTPUTS
+
+    later = date(2025, 10, 3)
+    kept, full = tmp_path / "kept", tmp_path / "full"
+    for out in (kept, full):
+        shutil.copytree(nation / "ingested", out / "ingested")  # sizes and times kept
+        day = nation / "cards" / "history" / ON.isoformat()
+        shutil.copytree(day, out / "cards" / "history" / day.name)
+    shutil.copytree(nation / "entitlements", kept / "entitlements")
+    assert build_cards(kept, later).kept_from == ON.isoformat()
+    build_cards(full, later, reuse=False)
+    k = compute_entitlements(kept, later)
+    f = compute_entitlements(full, later, keep=False)
+    assert k.summary["kept_from"] == ON.isoformat() and "kept_from" not in f.summary
+    assert 0 < k.summary["computed_families"] < 0.5 * k.summary["families"]
+    for name in OUTPUTS:
+        assert same_rows(kept / "entitlements" / name, full / "entitlements" / name) > 1000
+    for m, s in k.summary["measures"].items():
+        other = f.summary["measures"][m]
+        assert s["annual_cost"] == pytest.approx(other["annual_cost"])
+        assert {**s, "annual_cost": 0, "by_region": 0} == {
+            **other,
+            "annual_cost": 0,
+            "by_region": 0,
+        }
+    paid = "birth_or_childcare_families"
+    assert k.summary[paid] == f.summary[paid] and k.summary[paid]["registry_paid"] > 0
+    # a run of another day of the month whose card was computed whole computes every family
+    build_cards(kept, date(2025, 10, 4), reuse=False)
+    assert "kept_from" not in compute_entitlements(kept, date(2025, 10, 4)).summary
+    assert json.loads((kept / "entitlements" / "basis.json").read_text())["date"] == "2025-10-04"

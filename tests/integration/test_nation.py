@@ -18,6 +18,7 @@ from qamqor.ids import iin_text_sql
 from qamqor.registries.ingest import ingest
 from qamqor.synth.calibration import calibrate
 from qamqor.synth.generate import generate
+from tests.parquet import same_rows
 
 FAMILIES = 30_000
 
@@ -134,22 +135,6 @@ def test_membership_digest_matches_the_members(nation: Path) -> None:
         assert families > 0.9 * FAMILIES and differ == 0
 
 
-def _same_rows(a: Path, b: Path) -> int:
-    """The rows of two Parquet files are the same (doubles to 6 decimals; any order, same
-    schema); their count."""
-    con = duckdb.connect()
-    cols = con.execute(f"DESCRIBE SELECT * FROM read_parquet('{a}')").fetchall()
-    assert cols == con.execute(f"DESCRIBE SELECT * FROM read_parquet('{b}')").fetchall()
-    row = ", ".join(f"round({c}, 6)" if t == "DOUBLE" else c for c, t, *_ in cols)
-    one, other = (f"SELECT {row} FROM read_parquet('{p}')" for p in (a, b))
-    [(differ,)] = con.execute(
-        f"SELECT count(*) FROM (({one} EXCEPT ALL {other}) UNION ALL ({other} EXCEPT ALL {one}))"
-    ).fetchall()
-    [(rows,)] = con.execute(f"SELECT count(*) FROM read_parquet('{a}')").fetchall()
-    assert differ == 0
-    return rows
-
-
 def test_kept_cards_equal_computed_cards(nation: Path, tmp_path: Path) -> None:
     """A later day of the month keeps the indicators of the families nothing happened to and
     computes the others: the cards equal cards computed for every family. Another month, or a
@@ -164,7 +149,7 @@ def test_kept_cards_equal_computed_cards(nation: Path, tmp_path: Path) -> None:
     assert r.kept_from == "2025-10-01" and f.recomputed is None
     assert 0 < r.recomputed < 0.5 * r.families and r.changed > 0
     for name in ("families.parquet", "members.parquet", DIGEST):
-        rows = _same_rows(kept / "cards" / "history" / "2025-10-20" / name, f.out / name)
+        rows = same_rows(kept / "cards" / "history" / "2025-10-20" / name, f.out / name)
         assert rows >= FAMILIES * 0.9
     assert build_cards(kept, date(2025, 11, 3)).recomputed is None
     assert build_cards(kept, date(2025, 11, 4)).kept_from == "2025-11-03"

@@ -1,0 +1,168 @@
+"""Entitlements of a later day of the month: the families nothing happened to keep theirs.
+
+A family's entitlements are a function of its card, its members' facts and the rules with the
+dated values of the day (`compute.entitlements_sql`, whose text holds every value as a literal).
+When the card of `on` kept most families' indicators from an earlier date `before`
+(`qamqor.card.build`: same members, no birthday, no dated registry event), the run of `before`
+used the same ingested files, code and rule text (`basis`), and none of a family's members had a
+fact of their own change between the two dates (a month of age, an award, a parent's death:
+`TOUCHED`), that family's persons, family facts and entitlements of `before` are those of `on`.
+`update_entitlements` computes the others, as `compute_entitlements` computes every family, and
+copies the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from datetime import date
+from pathlib import Path
+
+from qamqor.card.build import BASIS, COMPUTED, _basis
+from qamqor.engine import PARQUET_COMPRESSION, connect, scratch_dir, sql_path
+from qamqor.ids import pseudonym_number_sql
+from qamqor.levels.compute import card_path
+from qamqor.measures import compute
+from qamqor.registries.views import registry_view
+
+_HERE = Path(__file__).parent
+# the code whose output a later date may keep
+_CODE = tuple(_HERE / n for n in ("compute.py", "update.py", "catalogue.py"))
+# as `run_query` writes the entitlements
+_COMPRESSION = f", COMPRESSION {PARQUET_COMPRESSION}"
+# what a run writes that a later run of the month may copy from
+OUTPUTS = ("persons.parquet", "family_facts.parquet", "entitlements.parquet")
+COPIED = (*OUTPUTS, compute.PAID)
+
+
+def basis(data_dir: Path, on: date, sql: str, pension_ages: tuple[float, float]) -> dict:
+    """What the entitlements of `on` are computed from, besides the card: the month (of the
+    money facts), the code, the rules' SQL (every dated value in it), the pension ages the
+    facts use and the ingested files (size and modification time)."""
+    code = hashlib.sha256(b"".join(p.read_bytes() for p in _CODE)).hexdigest()
+    return {
+        "month": on.replace(day=1).isoformat(),
+        "code": code,
+        "rules": hashlib.sha256(sql.encode()).hexdigest(),
+        "pension_ages": list(pension_ages),
+        "inputs": _basis(Path(data_dir) / "ingested", on)["inputs"],
+    }
+
+
+def usable_base(data_dir: Path, on: date, current: Path, now: dict) -> date | None:
+    """The date of the run in `current` (DIR/entitlements) if the card of `on` kept its
+    indicators from that date and the run had the basis `now`; else None."""
+    try:
+        ran = json.loads((current / BASIS).read_text())
+        card = json.loads((card_path(data_dir, on).parent / BASIS).read_text())
+    except (OSError, ValueError):
+        return None
+    if card.get("kept_from") != ran.get("date") or {k: ran.get(k) for k in now} != now:
+        return None
+    if not all((current / n).exists() for n in COPIED):
+        return None
+    return date.fromisoformat(ran["date"])
+
+
+# `compute.MEMBER_REGISTER` for a part of the members: joined on the pseudonyms' text (the
+# numbers pay off when both sides are the whole register)
+REGISTER = """CREATE TEMP TABLE member_register AS
+    SELECT m.person_id, m.family_id, m.role, m.sex, m.age,
+           r.iin, r.birth_date, r.father_iin, r.mother_iin
+    FROM members m JOIN population r ON r.person_id = m.person_id"""
+
+
+def _touched(d: str, b: str) -> str:
+    """The living people whose own facts differ between the dates `b` and `d` although their
+    card did not change: a month of age passed, an award, a parent's death."""
+    return f"""
+    WITH died AS (SELECT iin FROM population WHERE death_date > {b} AND death_date <= {d})
+    SELECT person_id FROM population p
+    WHERE birth_date <= {d} AND (death_date IS NULL OR death_date > {d}) AND (
+        {compute.months_sql("p.birth_date", d)} <> {compute.months_sql("p.birth_date", b)}
+        OR iin IN (SELECT iin FROM awards WHERE award_date > {b} AND award_date <= {d})
+        OR father_iin IN (SELECT iin FROM died) OR mother_iin IN (SELECT iin FROM died))"""
+
+
+def update_entitlements(
+    data_dir: Path, on: date, before: date, country, sql: str, current: Path, out: Path
+) -> tuple[dict, int, int]:
+    """Write persons, family facts and entitlements of `on` to `out`: computed for the families
+    the card computed or whose members were touched, copied from `current` (the run of
+    `before`) for the others. Returns what the payments registry paid, the entitlement rows
+    and the families computed."""
+    data_dir = Path(data_dir)
+    d, b = f"DATE '{on.isoformat()}'", f"DATE '{before.isoformat()}'"
+    men = country.parameter("pension_age_men").at(on)
+    women = country.parameter("pension_age_women").at(on)
+    persons, families = compute.facts_sql(on, men, women, part=True)
+    cards = card_path(data_dir, on)
+    limit = os.environ.get("QAMQOR_MEMORY_LIMIT", compute.FACTS_MEMORY_LIMIT)
+    with scratch_dir(out.parent, "facts-spill") as spill:
+        con = connect(memory_limit=limit, temp_directory=spill)
+        try:
+            for t in compute.INGESTED:
+                con.execute(registry_view(con, data_dir / "ingested" / f"{t}.parquet"))
+            members = sql_path(cards.with_name("members.parquet"))
+            con.execute(f"CREATE VIEW members_all AS SELECT * FROM read_parquet({members})")
+            con.execute(
+                f"""CREATE TEMP TABLE redo AS
+                SELECT family_id FROM read_parquet({sql_path(cards.with_name(COMPUTED))})
+                UNION
+                SELECT family_id FROM members_all WHERE person_id IN ({_touched(d, b)})"""
+            )
+            # what the previous outputs lose: the families computed now, and the dissolved
+            changes = sql_path(cards.with_name("changes.parquet"))
+            con.execute(
+                f"""CREATE TEMP TABLE dropped AS SELECT family_id FROM redo
+                UNION SELECT family_id FROM read_parquet({changes}) WHERE change = 'dissolved'"""
+            )
+            con.execute(
+                "CREATE VIEW members AS SELECT * FROM members_all SEMI JOIN redo USING (family_id)"
+            )
+            con.execute(REGISTER)
+            new = {n: out / f".new-{n}" for n in OUTPUTS}
+            fresh = sql_path(new["persons.parquet"])
+            con.execute(f"COPY ({persons}) TO {fresh} (FORMAT parquet)")
+            con.execute(f"CREATE VIEW persons AS SELECT * FROM read_parquet({fresh})")
+            facts = sql_path(new["family_facts.parquet"])
+            con.execute(f"COPY ({families}) TO {facts} (FORMAT parquet)")
+            con.execute(f"CREATE VIEW family_facts AS SELECT * FROM read_parquet({facts})")
+            con.execute(
+                f"""CREATE VIEW cards AS SELECT * FROM read_parquet({sql_path(cards)})
+                    SEMI JOIN redo USING (family_id)"""
+            )
+            con.execute(f"COPY ({sql}) TO {sql_path(new['entitlements.parquet'])} (FORMAT parquet)")
+            for name in OUTPUTS:
+                con.execute(
+                    f"""COPY (SELECT * FROM read_parquet({sql_path(current / name)})
+                              ANTI JOIN dropped USING (family_id)
+                              UNION ALL BY NAME
+                              SELECT * FROM read_parquet({sql_path(new[name])}))
+                        TO {sql_path(out / name)} (FORMAT parquet{_COMPRESSION})"""
+                )
+            for path in new.values():
+                path.unlink()
+            # the same people were paid in the quarter; a person's family is the one found
+            # now if in a family computed now, none if that family was dropped (they died),
+            # else the family of the run before (kept: the same members)
+            number = pseudonym_number_sql("family_id")
+            paid = compute.registry_paid(
+                con,
+                on,
+                out,
+                f"""SELECT o.iin, o.measure,
+                       CASE WHEN n.iin IS NOT NULL THEN n.family
+                            WHEN o.family IN (SELECT {number} FROM dropped) THEN NULL
+                            ELSE o.family END AS family
+                FROM read_parquet({sql_path(current / compute.PAID)}) o
+                LEFT JOIN (SELECT iin, {number} AS family FROM member_register) n USING (iin)""",
+            )
+            (rows,) = con.execute(
+                f"SELECT count(*) FROM read_parquet({sql_path(out / 'entitlements.parquet')})"
+            ).fetchone()
+            (redone,) = con.execute("SELECT count(*) FROM redo").fetchone()
+        finally:
+            con.close()
+    return paid, int(rows), int(redone)
