@@ -506,8 +506,9 @@ def compute_entitlements(
     if out is None:  # keep each date's run for offers (qamqor/measures/offers.py); beside,
         # not inside, DIR/entitlements, which atomic_dir replaces whole
         with atomic_dir(data_dir / "entitlements_history" / on.isoformat()) as tmp:
-            for name in ("entitlements.parquet", "summary.json"):
-                publish_file(final / name, tmp / name)  # a hard link: neither is written again
+            for name in ("entitlements.parquet", "summary.json", update.COMPUTED):
+                if (final / name).exists():  # a hard link: none is written again
+                    publish_file(final / name, tmp / name)
     return EntitlementsResult(rows, summary, final)
 
 

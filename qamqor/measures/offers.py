@@ -12,6 +12,7 @@ become expired. `consent` assigns the measure; `decline` records the refusal.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -33,12 +34,12 @@ from sqlalchemy import (
     update,
 )
 
+from qamqor.card.build import COMPUTED
 from qamqor.countries import NotInForceError, load_country
 from qamqor.engine import connect, sql_path
-from qamqor.ids import pseudonym_sql
 from qamqor.levels.compute import card_path
 from qamqor.measures.catalogue import load_catalogue
-from qamqor.registries.views import registry_text_view
+from qamqor.registries.views import registry_view
 from qamqor.store.db import database_url, session_factory
 from qamqor.store.models import OPEN_STATUSES, Assignment, Offer
 
@@ -138,6 +139,13 @@ def find_candidates(data_dir: Path, on: date, previous: date, country: str = "kz
     hist = data_dir / "entitlements_history"
     today = sql_path(hist / on.isoformat() / "entitlements.parquet")
     before = sql_path(hist / previous.isoformat() / "entitlements.parquet")
+    # a run that copied the other families' entitlements from `previous` lists the families
+    # it computed: only they can be newly entitled
+    only = ""
+    summary = json.loads((hist / on.isoformat() / "summary.json").read_text())
+    if summary.get("kept_from") == previous.isoformat():
+        computed = sql_path(hist / on.isoformat() / COMPUTED)
+        only = f" AND family_id IN (SELECT family_id FROM read_parquet({computed}))"
     families = sql_path(card_path(data_dir, on))
     members = sql_path(card_path(data_dir, on).with_name("members.parquet"))
     cards = f"(SELECT family_id, region, language FROM read_parquet({families}))"
@@ -150,9 +158,9 @@ def find_candidates(data_dir: Path, on: date, previous: date, country: str = "kz
         f"""SELECT t.family_id, t.person_id, t.region, t.measure, 'entitlement' AS kind,
                    t.amount, t.period, f.language, DATE '{on.isoformat()}' AS key_date
             FROM (SELECT family_id, person_id, region, measure, amount, period
-                  FROM read_parquet({today}) WHERE measure IN ({ids})) t
+                  FROM read_parquet({today}) WHERE measure IN ({ids}){only}) t
             ANTI JOIN (SELECT family_id, measure, coalesce(person_id, '') AS person_key
-                       FROM read_parquet({before}) WHERE measure IN ({ids})) p
+                       FROM read_parquet({before}) WHERE measure IN ({ids}){only}) p
               ON p.family_id = t.family_id AND p.measure = t.measure
                 AND p.person_key = coalesce(t.person_id, '')
             LEFT JOIN {cards} f ON f.family_id = t.family_id"""
@@ -166,18 +174,23 @@ def find_candidates(data_dir: Path, on: date, previous: date, country: str = "kz
         d, h, p3 = (
             f"DATE '{x.isoformat()}'" for x in (on, horizon, _add_months(previous, ADVANCE_MONTHS))
         )
-        # Came within 3 months of pension age since the previous run, not there yet.
-        # the window of due dates is tested before the keyed hash: a few thousand people are
-        # hashed instead of the whole register (their IINs as text, as the pseudonym hashes them)
-        con.execute(registry_text_view(con, pop, "population"))
+        # Came within 3 months of pension age since the previous run, not there yet: the
+        # population's pseudonyms (ingestion's), the people born in the years that can be due
+        # first (a window on the stored column: 19 M due dates cost more than the rest)
+        con.execute(registry_view(con, pop))
+        # due > p3 and due <= h: born after p3 less the longer age, by h less the shorter one
+        # (a month's slack each side: the SQL and Python month arithmetic differ at month ends)
+        first = _add_months(_add_months(previous, ADVANCE_MONTHS), -max(men, women) - 1)
+        last = _add_months(horizon, -min(men, women) + 1)
         rows += con.execute(
             f"""WITH due AS (
-                  SELECT iin, birth_date + to_months(
+                  SELECT person_id, birth_date + to_months(
                            CASE WHEN sex = 'M' THEN {men} ELSE {women} END) AS due
                   FROM population
-                  WHERE death_date IS NULL OR death_date > {d}),
+                  WHERE (death_date IS NULL OR death_date > {d})
+                    AND birth_date BETWEEN DATE '{first}' AND DATE '{last}'),
                 p AS (
-                  SELECT {pseudonym_sql("iin")} AS person_id, due FROM due
+                  SELECT person_id, due FROM due
                   WHERE due > {d} AND due <= {h} AND due > {p3})
                 SELECT m.family_id, m.person_id, f.region, 'age_pension', 'advance_notice',
                        {amount!r}, 'monthly', f.language, CAST(p.due AS DATE)

@@ -73,25 +73,42 @@ REGISTER = """CREATE TEMP TABLE member_register AS
     FROM members m JOIN population r ON r.person_id = m.person_id"""
 
 
+def _aged(d: str, b: str) -> str:
+    """`aged`: the living people a month older on `d` than on `b`, with their months of age on
+    `d` (the one fact of a person that changes by itself, month by month)."""
+    months = compute.months_sql("birth_date", d)
+    return f"""CREATE TEMP TABLE aged AS
+    SELECT person_id, {months} AS person_age_months FROM population
+    WHERE birth_date <= {d} AND (death_date IS NULL OR death_date > {d})
+      AND {months} <> {compute.months_sql("birth_date", b)}"""
+
+
 def _touched(d: str, b: str) -> str:
-    """The living people whose own facts differ between the dates `b` and `d` although their
-    card did not change: a month of age passed, an award, a parent's death."""
+    """The living people whose own facts, besides their age in months, differ between the
+    dates `b` and `d` although their card did not change: an award, a parent's death."""
     return f"""
     WITH died AS (SELECT iin FROM population WHERE death_date > {b} AND death_date <= {d})
-    SELECT person_id FROM population p
+    SELECT person_id FROM population
     WHERE birth_date <= {d} AND (death_date IS NULL OR death_date > {d}) AND (
-        {compute.months_sql("p.birth_date", d)} <> {compute.months_sql("p.birth_date", b)}
-        OR iin IN (SELECT iin FROM awards WHERE award_date > {b} AND award_date <= {d})
+        iin IN (SELECT iin FROM awards WHERE award_date > {b} AND award_date <= {d})
         OR father_iin IN (SELECT iin FROM died) OR mother_iin IN (SELECT iin FROM died))"""
 
 
 def update_entitlements(
     data_dir: Path, on: date, before: date, country, sql: str, current: Path, out: Path
-) -> tuple[dict, int, int]:
-    """Write persons, family facts and entitlements of `on` to `out`: computed for the families
-    the card computed or whose members were touched, copied from `current` (the run of
-    `before`) for the others. Returns what the payments registry paid, the entitlement rows
-    and the families computed."""
+) -> tuple[dict, int, dict[str, int]]:
+    """Write persons, family facts and entitlements of `on` to `out`, copied from `current`
+    (the run of `before`) except for:
+
+    - `redo`, the families the card computed or with a member `_touched`: their persons and
+      facts are computed, as `compute.write_facts` computes them;
+    - a member of another family a month older (`aged`): their row is copied with the new
+      months of age;
+    - `rerun`, the families of either kind: their entitlements are computed (listed in
+      `out/COMPUTED`: only they can have an entitlement the run before did not have).
+
+    Returns what the payments registry paid, the entitlement rows, and how many families had
+    their facts and their entitlements computed."""
     data_dir = Path(data_dir)
     d, b = f"DATE '{on.isoformat()}'", f"DATE '{before.isoformat()}'"
     men = country.parameter("pension_age_men").at(on)
@@ -112,12 +129,16 @@ def update_entitlements(
                 UNION
                 SELECT family_id FROM members_all WHERE person_id IN ({_touched(d, b)})"""
             )
+            con.execute(_aged(d, b))
+            con.execute(
+                """CREATE TEMP TABLE rerun AS SELECT family_id FROM redo
+                UNION SELECT family_id FROM members_all SEMI JOIN aged USING (person_id)"""
+            )
             # what the previous outputs lose: the families computed now, and the dissolved
             changes = sql_path(cards.with_name("changes.parquet"))
-            con.execute(
-                f"""CREATE TEMP TABLE dropped AS SELECT family_id FROM redo
-                UNION SELECT family_id FROM read_parquet({changes}) WHERE change = 'dissolved'"""
-            )
+            dissolved = f"SELECT family_id FROM read_parquet({changes}) WHERE change = 'dissolved'"
+            con.execute(f"CREATE TEMP TABLE dropped AS SELECT * FROM redo UNION {dissolved}")
+            con.execute(f"CREATE TEMP TABLE stale AS SELECT * FROM rerun UNION {dissolved}")
             con.execute(
                 "CREATE VIEW members AS SELECT * FROM members_all SEMI JOIN redo USING (family_id)"
             )
@@ -128,22 +149,42 @@ def update_entitlements(
             con.execute(f"CREATE VIEW persons AS SELECT * FROM read_parquet({fresh})")
             facts = sql_path(new["family_facts.parquet"])
             con.execute(f"COPY ({families}) TO {facts} (FORMAT parquet)")
-            con.execute(f"CREATE VIEW family_facts AS SELECT * FROM read_parquet({facts})")
-            con.execute(
-                f"""CREATE VIEW cards AS SELECT * FROM read_parquet({sql_path(cards)})
-                    SEMI JOIN redo USING (family_id)"""
-            )
-            con.execute(f"COPY ({sql}) TO {sql_path(new['entitlements.parquet'])} (FORMAT parquet)")
-            for name in OUTPUTS:
+            copies = {
+                "persons.parquet": """SELECT p.* REPLACE (
+                        coalesce(a.person_age_months, p.person_age_months) AS person_age_months)
+                    FROM ({}) p LEFT JOIN aged a USING (person_id)""",
+                "family_facts.parquet": "{}",
+            }
+            for name, kept in copies.items():
+                old = f"SELECT * FROM read_parquet({sql_path(current / name)})"
+                old += " ANTI JOIN dropped USING (family_id)"
                 con.execute(
-                    f"""COPY (SELECT * FROM read_parquet({sql_path(current / name)})
-                              ANTI JOIN dropped USING (family_id)
+                    f"""COPY ({kept.format(old)}
                               UNION ALL BY NAME
                               SELECT * FROM read_parquet({sql_path(new[name])}))
                         TO {sql_path(out / name)} (FORMAT parquet{_COMPRESSION})"""
                 )
+            for name, table in (
+                ("cards", cards),
+                ("persons", out / "persons.parquet"),
+                ("family_facts", out / "family_facts.parquet"),
+            ):
+                con.execute(
+                    f"""CREATE OR REPLACE VIEW {name} AS SELECT * FROM
+                    read_parquet({sql_path(table)}) SEMI JOIN rerun USING (family_id)"""
+                )
+            ent = new["entitlements.parquet"]
+            con.execute(f"COPY ({sql}) TO {sql_path(ent)} (FORMAT parquet)")
+            con.execute(
+                f"""COPY (SELECT * FROM read_parquet({sql_path(current / "entitlements.parquet")})
+                          ANTI JOIN stale USING (family_id)
+                          UNION ALL BY NAME
+                          SELECT * FROM read_parquet({sql_path(ent)}))
+                    TO {sql_path(out / "entitlements.parquet")} (FORMAT parquet{_COMPRESSION})"""
+            )
             for path in new.values():
                 path.unlink()
+            con.execute(f"COPY rerun TO {sql_path(out / COMPUTED)} (FORMAT parquet)")
             # the same people were paid in the quarter; a person's family is the one found
             # now if in a family computed now, none if that family was dropped (they died),
             # else the family of the run before (kept: the same members)
@@ -162,7 +203,10 @@ def update_entitlements(
             (rows,) = con.execute(
                 f"SELECT count(*) FROM read_parquet({sql_path(out / 'entitlements.parquet')})"
             ).fetchone()
-            (redone,) = con.execute("SELECT count(*) FROM redo").fetchone()
+            counts = {
+                "facts": con.execute("SELECT count(*) FROM redo").fetchone()[0],
+                "entitlements": con.execute("SELECT count(*) FROM rerun").fetchone()[0],
+            }
         finally:
             con.close()
-    return paid, int(rows), int(redone)
+    return paid, int(rows), {k: int(v) for k, v in counts.items()}

@@ -133,6 +133,7 @@ def test_a_later_day_computes_only_what_changed(nation: Path, tmp_path: Path) ->
     import json
     import shutil
 
+    from qamqor.measures.offers import find_candidates
     from qamqor.measures.update import OUTPUTS
 
     later = date(2025, 10, 3)
@@ -141,13 +142,16 @@ def test_a_later_day_computes_only_what_changed(nation: Path, tmp_path: Path) ->
         shutil.copytree(nation / "ingested", out / "ingested")  # sizes and times kept
         day = nation / "cards" / "history" / ON.isoformat()
         shutil.copytree(day, out / "cards" / "history" / day.name)
+        hist = nation / "entitlements_history" / ON.isoformat()
+        shutil.copytree(hist, out / "entitlements_history" / hist.name)
     shutil.copytree(nation / "entitlements", kept / "entitlements")
     assert build_cards(kept, later).kept_from == ON.isoformat()
     build_cards(full, later, reuse=False)
     k = compute_entitlements(kept, later)
     f = compute_entitlements(full, later, keep=False)
     assert k.summary["kept_from"] == ON.isoformat() and "kept_from" not in f.summary
-    assert 0 < k.summary["computed_families"] < 0.5 * k.summary["families"]
+    computed = k.summary["computed_families"]
+    assert 0 < computed["facts"] < computed["entitlements"] < 0.5 * k.summary["families"]
     for name in OUTPUTS:
         assert same_rows(kept / "entitlements" / name, full / "entitlements" / name) > 1000
     for m, s in k.summary["measures"].items():
@@ -158,6 +162,9 @@ def test_a_later_day_computes_only_what_changed(nation: Path, tmp_path: Path) ->
             "annual_cost": 0,
             "by_region": 0,
         }
+    # the offers compare the two runs' entitlements only where the later one computed them
+    offers = [sorted(find_candidates(d, later, ON), key=str) for d in (kept, full)]
+    assert offers[0] == offers[1] and offers[0]
     paid = "birth_or_childcare_families"
     assert k.summary[paid] == f.summary[paid] and k.summary[paid]["registry_paid"] > 0
     # a run of another day of the month whose card was computed whole computes every family

@@ -106,6 +106,31 @@ def test_a_birth_gives_exactly_birth_and_childcare_offers(nation: Path, first_ru
     assert o.language in ("kk", "ru") and "1" in o.message
 
 
+def test_advance_notices_of_pension_age(nation: Path, first_run) -> None:
+    """Everyone in a family who came within 3 months of pension age between the two runs (and
+    not already before) gets one advance notice, dated the day they reach it; nobody else."""
+    from qamqor.countries import load_country
+
+    horizon, already = date(2026, 1, 1), date(2025, 12, 1)  # D2 and D1 + 3 months
+    c = load_country("kz")
+    men, women = (round(c.parameter(f"pension_age_{s}").at(horizon) * 12) for s in ("men", "women"))
+    expected = set(
+        duckdb.connect()
+        .execute(
+            f"""SELECT person_id, due FROM (
+                  SELECT m.person_id, CAST(p.birth_date + INTERVAL (
+                      CASE WHEN p.sex = 'M' THEN {men} ELSE {women} END) MONTH AS DATE) AS due
+                  FROM '{nation}/ingested/population.parquet' p
+                  JOIN '{nation}/cards/history/{D2}/members.parquet' m USING (person_id))
+                WHERE due > DATE '{D2}' AND due <= DATE '{horizon}' AND due > DATE '{already}'"""
+        )
+        .fetchall()
+    )
+    got = {(o.person_id, o.key_date) for o in _offers(nation) if o.kind == "advance_notice"}
+    assert expected and got == expected
+    assert {o.measure for o in _offers(nation) if o.kind == "advance_notice"} == {"age_pension"}
+
+
 def test_consent_assigns_and_decline_records(nation: Path, first_run) -> None:
     pending = [o for o in _offers(nation) if o.status == "pending"]
     a, b = pending[0], pending[1]
