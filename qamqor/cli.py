@@ -80,14 +80,24 @@ def ingest_cmd(data_dir: Path) -> None:
     )
 
 
+FULL = typer.Option(
+    False,
+    "--full",
+    help="Compute every family (default: a later day of the month computes"
+    " only the families that changed since the last run)",
+)
+
+
 @app.command()
-def cards(data_dir: Path, on: str = typer.Option(None, "--date", help="Card date")) -> None:
+def cards(
+    data_dir: Path, on: str = typer.Option(None, "--date", help="Card date"), full: bool = FULL
+) -> None:
     """Form families as of a date and compute their indicators."""
     from qamqor.card.build import build_cards
 
     when = _date(on) if on else _extract_date(data_dir)
     try:
-        r = build_cards(data_dir, when)
+        r = build_cards(data_dir, when, reuse=not full)
     except (FileNotFoundError, ValueError) as e:
         _fail(str(e))
     kept = (
@@ -134,7 +144,9 @@ def card(family_id: str, data_dir: Path, as_json: bool = typer.Option(False, "--
 
 
 @app.command("run")
-def run_cmd(data_dir: Path, on: str = typer.Option(None, "--date", help="Run date")) -> None:
+def run_cmd(
+    data_dir: Path, on: str = typer.Option(None, "--date", help="Run date"), full: bool = FULL
+) -> None:
     """The daily run: every stage in order, with a closing summary."""
     from qamqor.levels.methodology import MethodologyError
     from qamqor.pipeline import run
@@ -143,7 +155,7 @@ def run_cmd(data_dir: Path, on: str = typer.Option(None, "--date", help="Run dat
     when = _date(on) if on else _extract_date(data_dir)
     try:
         with console.status("running") as status:
-            r = run(data_dir, when, progress=lambda s: status.update(f"stage: {s}"))
+            r = run(data_dir, when, progress=lambda s: status.update(f"stage: {s}"), full=full)
     except (IngestError, FileNotFoundError, MethodologyError) as e:
         _fail(str(e))
     table = Table("stage", "seconds", "result", title=f"Daily run {when}")
@@ -318,6 +330,7 @@ def entitlements(
     on: str = typer.Option(None, "--date", help="Card date (default: the latest)"),
     engine: str = ENGINE,
     switch: list[str] = typer.Option([], "--switch", help="Turn a switchable rule on: NAME"),
+    full: bool = FULL,
 ) -> None:
     """Every support measure for every family and person; write DIR/entitlements/."""
     from qamqor.engine import EngineError
@@ -328,7 +341,9 @@ def entitlements(
     when = _card_date(data_dir, on)
     try:
         with console.status(f"entitlements for {when} ({engine})"):
-            r = compute_entitlements(data_dir, when, engine, {s: True for s in switch})
+            r = compute_entitlements(
+                data_dir, when, engine, {s: True for s in switch}, keep=not full
+            )
     except (FileNotFoundError, EngineError, MeasureError) as e:
         _fail(str(e))
     print_summary(r.summary, console)

@@ -29,8 +29,10 @@ class RunResult:
     stages: list[StageResult] = field(default_factory=list)
 
 
-def run(data_dir: Path, on: date, progress=None) -> RunResult:
-    """Run every stage in order; `progress(stage_name)` is called as each one starts."""
+def run(data_dir: Path, on: date, progress=None, full: bool = False) -> RunResult:
+    """Run every stage in order; `progress(stage_name)` is called as each one starts. With
+    `full`, the cards and entitlements are computed for every family (else a later day of the
+    month computes only the families that changed since the last run)."""
     result = RunResult()
 
     def stage(name: str, fn) -> None:
@@ -45,7 +47,7 @@ def run(data_dir: Path, on: date, progress=None) -> RunResult:
         return f"{r.accepted:,} rows accepted, {r.quarantined:,} quarantined"
 
     def _cards() -> str:
-        r = build_cards(data_dir, on)
+        r = build_cards(data_dir, on, reuse=not full)
         changed = "" if r.changed is None else f", {r.changed:,} changed since the last card"
         kept = "" if r.kept_from is None else f" ({r.recomputed:,} computed, others kept)"
         return f"{r.families:,} families{kept}, {r.people:,} people{changed}"
@@ -65,7 +67,7 @@ def run(data_dir: Path, on: date, progress=None) -> RunResult:
         return f"{h.flagged:,} hidden-income flags; {cats}"
 
     def _entitlements() -> str:
-        r = compute_entitlements(data_dir, on)
+        r = compute_entitlements(data_dir, on, keep=not full)
         ms = r.summary["measures"]
         cost = sum(m["annual_cost"] for m in ms.values())
         return f"{r.rows:,} entitlements in {len(ms)} measures, {cost / 1e9:,.1f} bn a year"

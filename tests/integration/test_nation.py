@@ -155,6 +155,13 @@ def test_kept_cards_equal_computed_cards(nation: Path, tmp_path: Path) -> None:
     assert build_cards(kept, date(2025, 11, 4)).kept_from == "2025-11-03"
     (kept / "ingested" / "vehicles.parquet").touch()
     assert build_cards(kept, date(2025, 11, 5)).recomputed is None
+    # the CLI says what it kept; --full computes every family
+    runner = CliRunner()
+    r = runner.invoke(app, ["cards", str(kept), "--date", "2025-11-06"])
+    assert r.exit_code == 0 and "the others kept from 2025-11-05" in r.output, r.output
+    r = runner.invoke(app, ["cards", str(kept), "--date", "2025-11-07", "--full"])
+    assert r.exit_code == 0 and "kept from" not in r.output, r.output
+    assert "kept_from" not in json.loads((kept / "cards/history/2025-11-07/basis.json").read_text())
 
 
 def test_cli_card_and_errors(nation: Path) -> None:
