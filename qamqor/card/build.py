@@ -435,13 +435,14 @@ _DATED = {
 def update_sql(d: str, before: Path) -> list[str]:
     """The statements of `card_sql` for a date after the card date `before` of the same month
     and inputs: families are formed for the whole nation, but indicators are computed only for
-    the families `kept` does not hold (see `build_cards`).
+    the families in `redo` (see `build_cards`).
 
     `touched` holds the living people whose inputs differ between the two dates: a birthday
     (an age changed) or one of the `_DATED` registry dates between them. `digest` is every
     family's id, member count and member hash (as in `family`), and whether a member was
-    touched. `kept` holds the families with the same members as on `before` and none touched:
-    their indicators on `before` are their indicators now (the money months are the same).
+    touched. The families with the same members as on `before` and none touched keep their
+    indicators of `before` (the money months are the same): `redo` holds the others, the
+    families to compute (`fkey` NULL: dissolved since `before`).
     """
     b = f"DATE '{before.name}'"
     dated = "".join(
@@ -464,13 +465,13 @@ def update_sql(d: str, before: Path) -> list[str]:
         FROM membership LEFT JOIN touched t USING (iin)
         GROUP BY fkey""",
         "DROP TABLE touched",
-        f"""CREATE TEMP TABLE kept AS
-        SELECT g.fkey, g.family_id
-        FROM digest g JOIN read_parquet({sql_path(before / DIGEST)}) o
-          USING (family_id, members, members_hash)
-        WHERE NOT g.touched""",
-        """CREATE TEMP TABLE part AS
-        SELECT * FROM membership m WHERE NOT EXISTS (SELECT 1 FROM kept k WHERE k.fkey = m.fkey)""",
+        # small tables to build the joins below on (not the 6.2 M families kept)
+        f"""CREATE TEMP TABLE redo AS
+        SELECT g.fkey, coalesce(g.family_id, o.family_id) AS family_id
+        FROM digest g FULL JOIN read_parquet({sql_path(before / DIGEST)}) o USING (family_id)
+        WHERE g.family_id IS NULL OR o.family_id IS NULL OR g.touched
+           OR g.members <> o.members OR g.members_hash <> o.members_hash""",
+        "CREATE TEMP TABLE part AS SELECT * FROM membership SEMI JOIN redo USING (fkey)",
         *money_sql(d, "part"),
         family_sql(d, "part"),
         "DROP TABLE earnings",
@@ -565,7 +566,7 @@ def build_cards(data_dir: Path, on: date, reuse: bool = True) -> CardsResult:
             cards = indicators_sql(d)
             if base is not None:
                 cards = f"""SELECT * FROM read_parquet({sql_path(base / "families.parquet")})
-                WHERE family_id IN (SELECT family_id FROM kept)
+                ANTI JOIN redo USING (family_id)
                 UNION ALL BY NAME ({cards})"""
             with atomic_dir(history / on.isoformat()) as tmp:
                 con.execute(
