@@ -466,8 +466,13 @@ def update_sql(d: str, before: Path) -> list[str]:
         GROUP BY fkey""",
         "DROP TABLE touched",
         # small tables to build the joins below on (not the 6.2 M families kept)
+        # (with each family's change of members since `before`: `_changes`)
         f"""CREATE TEMP TABLE redo AS
-        SELECT g.fkey, coalesce(g.family_id, o.family_id) AS family_id
+        SELECT g.fkey, coalesce(g.family_id, o.family_id) AS family_id,
+               CASE WHEN o.family_id IS NULL THEN 'new' WHEN g.family_id IS NULL THEN 'dissolved'
+                    WHEN g.members <> o.members OR g.members_hash <> o.members_hash
+                    THEN 'changed' END AS change,
+               coalesce(o.members, 0) AS members_before, coalesce(g.members, 0) AS members_after
         FROM digest g FULL JOIN read_parquet({sql_path(before / DIGEST)}) o USING (family_id)
         WHERE g.family_id IS NULL OR o.family_id IS NULL OR g.touched
            OR g.members <> o.members OR g.members_hash <> o.members_hash""",
@@ -588,7 +593,15 @@ def build_cards(data_dir: Path, on: date, reuse: bool = True) -> CardsResult:
                     )
                 kept = {"kept_from": base.name} if base is not None else {}
                 (tmp / BASIS).write_text(json.dumps({**basis, **kept}, indent=1))
-                changed = _changes(con, previous[-1], tmp, families) if previous else None
+                if base is not None:  # `redo` compared the digests already
+                    changed = _write_changes(
+                        con,
+                        "SELECT family_id, change, members_before, members_after FROM redo"
+                        " WHERE change IS NOT NULL",
+                        tmp,
+                    )
+                else:
+                    changed = _changes(con, previous[-1], tmp) if previous else None
             out = history / on.isoformat()
             for name in ("families.parquet", "members.parquet", "changes.parquet"):
                 if (out / name).exists():
@@ -606,13 +619,13 @@ def build_cards(data_dir: Path, on: date, reuse: bool = True) -> CardsResult:
     )
 
 
-def _changes(con, before: Path, after: Path, families: str = "family") -> int:
+def _changes(con, before: Path, after: Path) -> int:
     """Families whose membership differs from the previous card date, written to
     `after/changes.parquet`.
 
     Each family's members are compared as a count and an XOR of their ids' 64-bit hashes (no
-    sorting, no lists). The new side comes from the table `families` (the family aggregate, or
-    `digest` when indicators are kept), which `build_cards` keeps as `DATE/membership.parquet` (6.3 M narrow rows): the old side of
+    sorting, no lists). The new side comes from the family aggregate (`family.members_hash`),
+    which `build_cards` keeps as `DATE/membership.parquet` (6.3 M narrow rows): the old side of
     the next date (a date written before that file existed is digested from its members). Two
     different memberships of one family match only if their hashes collide (a chance of about
     2**-64 per family).
@@ -624,7 +637,7 @@ def _changes(con, before: Path, after: Path, families: str = "family") -> int:
                   FROM read_parquet({sql_path(before / "members.parquet")}) GROUP BY 1"""
     q = f"""
     WITH a AS ({old}),
-         b AS (SELECT family_id, members, members_hash FROM {families})
+         b AS (SELECT family_id, members, members_hash FROM family)
     SELECT coalesce(b.family_id, a.family_id) AS family_id,
            CASE WHEN a.family_id IS NULL THEN 'new' WHEN b.family_id IS NULL THEN 'dissolved'
                 ELSE 'changed' END AS change,
@@ -632,8 +645,14 @@ def _changes(con, before: Path, after: Path, families: str = "family") -> int:
     FROM a FULL JOIN b USING (family_id)
     WHERE a.members_hash IS DISTINCT FROM b.members_hash
        OR a.members IS DISTINCT FROM b.members
-    ORDER BY 1
     """
+    return _write_changes(con, q, after)
+
+
+def _write_changes(con, q: str, after: Path) -> int:
+    """Write the changes `q` selects (family_id, change, members_before, members_after) to
+    `after/changes.parquet`, ordered by family; their count."""
+    q = f"SELECT * FROM ({q}) ORDER BY family_id"
     con.execute(f"COPY ({q}) TO {sql_path(after / 'changes.parquet')} (FORMAT parquet)")
     return int(
         con.execute(
