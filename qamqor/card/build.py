@@ -494,14 +494,17 @@ COMPUTED = "computed.parquet"
 _CODE = (Path(__file__), Path(__file__).parent.parent / "registries" / "views.py")
 
 
+def ingested_stamp(src: Path) -> dict[str, list[int]]:
+    """Each ingested file's size and modification time (ingestion replaces files whole)."""
+    return {f.name: [f.stat().st_size, f.stat().st_mtime_ns] for f in sorted(src.glob("*.parquet"))}
+
+
 def _basis(src: Path, on: date) -> dict:
-    """What a date's cards are computed from: the month (of the money), this code, and each
-    ingested file's size and modification time (ingestion replaces files whole)."""
+    """What a date's cards are computed from: the month (of the money), this code and the
+    ingested files."""
     code = hashlib.sha256(b"".join(p.read_bytes() for p in _CODE)).hexdigest()
-    inputs = {
-        f.name: [f.stat().st_size, f.stat().st_mtime_ns] for f in sorted(src.glob("*.parquet"))
-    }
-    return {"month": on.replace(day=1).isoformat(), "code": code, "inputs": inputs}
+    month = on.replace(day=1).isoformat()
+    return {"month": month, "code": code, "inputs": ingested_stamp(src)}
 
 
 def _reusable(before: Path, basis: dict) -> bool:

@@ -5,10 +5,10 @@ dated values of the day (`compute.entitlements_sql`, whose text holds every valu
 When the card of `on` kept most families' indicators from an earlier date `before`
 (`qamqor.card.build`: same members, no birthday, no dated registry event), the run of `before`
 used the same ingested files, code and rule text (`basis`), and none of a family's members had a
-fact of their own change between the two dates (a month of age, an award, a parent's death:
-`TOUCHED`), that family's persons, family facts and entitlements of `before` are those of `on`.
-`update_entitlements` computes the others, as `compute_entitlements` computes every family, and
-copies the rest.
+fact of their own change between the two dates (an award, a parent's death: `_touched`; a month
+of age: `_aged`, whose row is copied with the new months), that family's persons, family facts
+and entitlements of `before` are those of `on`. `update_entitlements` computes the others, as
+`compute_entitlements` computes every family, and copies the rest.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import os
 from datetime import date
 from pathlib import Path
 
-from qamqor.card.build import BASIS, COMPUTED, _basis
+from qamqor.card.build import BASIS, COMPUTED, ingested_stamp
 from qamqor.engine import PARQUET_COMPRESSION, connect, scratch_dir, sql_path
 from qamqor.ids import pseudonym_number_sql
 from qamqor.levels.compute import card_path
@@ -27,8 +27,11 @@ from qamqor.measures import compute
 from qamqor.registries.views import registry_view
 
 _HERE = Path(__file__).parent
-# the code whose output a later date may keep
-_CODE = tuple(_HERE / n for n in ("compute.py", "update.py", "catalogue.py"))
+# the code whose output a later date may keep (the rules' SQL is compared itself)
+_CODE = (
+    *(_HERE / n for n in ("compute.py", "update.py", "catalogue.py")),
+    _HERE.parent / "registries" / "views.py",
+)
 # as `run_query` writes the entitlements; no dictionary for the ids (mostly distinct: trying
 # one costs ≈ 0.6 of 8.7 s copying 19 M persons), one for the codes
 _COMPRESSION = f", COMPRESSION {PARQUET_COMPRESSION}, DICTIONARY_SIZE_LIMIT 4096"
@@ -47,7 +50,7 @@ def basis(data_dir: Path, on: date, sql: str, pension_ages: tuple[float, float])
         "code": code,
         "rules": hashlib.sha256(sql.encode()).hexdigest(),
         "pension_ages": list(pension_ages),
-        "inputs": _basis(Path(data_dir) / "ingested", on)["inputs"],
+        "inputs": ingested_stamp(Path(data_dir) / "ingested"),
     }
 
 
