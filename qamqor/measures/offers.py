@@ -142,10 +142,10 @@ def find_candidates(data_dir: Path, on: date, previous: date, country: str = "kz
     # a run that copied the other families' entitlements from `previous` lists the families
     # it computed: only they can be newly entitled
     only = ""
-    summary = json.loads((hist / on.isoformat() / "summary.json").read_text())
-    if summary.get("kept_from") == previous.isoformat():
-        computed = sql_path(hist / on.isoformat() / COMPUTED)
-        only = f" AND family_id IN (SELECT family_id FROM read_parquet({computed}))"
+    summary, computed = (hist / on.isoformat() / n for n in ("summary.json", COMPUTED))
+    kept_from = json.loads(summary.read_text()).get("kept_from") if summary.exists() else None
+    if kept_from == previous.isoformat() and computed.exists():
+        only = f" AND family_id IN (SELECT family_id FROM read_parquet({sql_path(computed)}))"
     families = sql_path(card_path(data_dir, on))
     members = sql_path(card_path(data_dir, on).with_name("members.parquet"))
     con = connect()
