@@ -67,16 +67,22 @@ def generate(
 
 
 @app.command("ingest")
-def ingest_cmd(data_dir: Path) -> None:
+def ingest_cmd(
+    data_dir: Path,
+    force: bool = typer.Option(
+        False, "--force", help="Ingest again even if the extracts are those ingested last"
+    ),
+) -> None:
     """Validate every registry extract; quarantine bad rows with a reason."""
     from qamqor.registries.ingest import IngestError, ingest
 
     try:
-        r = ingest(data_dir, progress=lambda name: console.print(f"  ingested {name}"))
+        r = ingest(data_dir, progress=lambda name: console.print(f"  ingested {name}"), force=force)
     except IngestError as e:
         _fail(str(e))
+    same = " (the extracts ingested last: nothing rewritten)" if r.unchanged else ""
     console.print(
-        f"{r.accepted:,} rows accepted, {r.quarantined:,} quarantined → {data_dir}/ingested"
+        f"{r.accepted:,} rows accepted, {r.quarantined:,} quarantined{same} → {data_dir}/ingested"
     )
 
 

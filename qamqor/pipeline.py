@@ -44,7 +44,8 @@ def run(data_dir: Path, on: date, progress=None, full: bool = False) -> RunResul
 
     def _ingest() -> str:
         r = ingest(data_dir)
-        return f"{r.accepted:,} rows accepted, {r.quarantined:,} quarantined"
+        same = " (the extracts ingested last: nothing rewritten)" if r.unchanged else ""
+        return f"{r.accepted:,} rows accepted, {r.quarantined:,} quarantined{same}"
 
     def _cards() -> str:
         r = build_cards(data_dir, on, reuse=not full)
@@ -70,7 +71,9 @@ def run(data_dir: Path, on: date, progress=None, full: bool = False) -> RunResul
         r = compute_entitlements(data_dir, on, keep=not full)
         ms = r.summary["measures"]
         cost = sum(m["annual_cost"] for m in ms.values())
-        return f"{r.rows:,} entitlements in {len(ms)} measures, {cost / 1e9:,.1f} bn a year"
+        computed = r.summary.get("computed_families")
+        kept = f" ({computed['entitlements']:,} families computed, others kept)" if computed else ""
+        return f"{r.rows:,} entitlements{kept} in {len(ms)} measures, {cost / 1e9:,.1f} bn a year"
 
     stage("ingest", _ingest)
     stage("cards", _cards)

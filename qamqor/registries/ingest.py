@@ -45,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import hashlib
 import json
 import logging
 import shutil
@@ -57,6 +58,7 @@ from typing import Any
 
 import duckdb
 
+from qamqor import ids
 from qamqor.countries import load_country
 from qamqor.engine import atomic_dir, connect, sql_path
 from qamqor.ids import iin_checksum_sql, iin_consistent_sql, iin_text_sql, pseudonym_sql
@@ -107,6 +109,8 @@ class IngestReport:
     extract_date: dt.date
     registries: dict[str, RegistryReport]
     missing: list[str]
+    sources: str = ""  # `_source_stamp` of what was ingested
+    unchanged: bool = False  # the sources were those of the last ingestion: nothing rewritten
 
     @property
     def input_rows(self) -> int:
@@ -129,7 +133,18 @@ class IngestReport:
             "quarantined": self.quarantined,
             "missing": list(self.missing),
             "registries": {name: asdict(r) for name, r in self.registries.items()},
+            "sources": self.sources,
         }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> IngestReport:
+        return cls(
+            country=d["country"],
+            extract_date=dt.date.fromisoformat(d["extract_date"]),
+            registries={k: RegistryReport(**v) for k, v in d["registries"].items()},
+            missing=list(d["missing"]),
+            sources=d.get("sources", ""),
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,12 +152,18 @@ class IngestReport:
 # ---------------------------------------------------------------------------------------------
 
 
-def ingest(data_dir: Path, progress: Callable[[str], None] | None = None) -> IngestReport:
+def ingest(
+    data_dir: Path, progress: Callable[[str], None] | None = None, force: bool = False
+) -> IngestReport:
     """Validate ``DIR/registries/*`` and write ``DIR/ingested`` and ``DIR/quarantine``.
 
     Raises :class:`IngestError` (and changes nothing on disk) when the manifest or a registry
     file cannot be used at all: unreadable, a declared column missing, both a .parquet and a
     .csv for the same registry, or a population that is missing or has no valid row.
+
+    When the sources are those of the last ingestion (`_source_stamp`), nothing is rewritten
+    (unless `force`): the result would be the same, and the later steps see unchanged files
+    (a daily run of the same extracts keeps what did not change: docs/card.md).
     """
     data_dir = Path(data_dir)
     src_dir = data_dir / "registries"
@@ -157,6 +178,11 @@ def ingest(data_dir: Path, progress: Callable[[str], None] | None = None) -> Ing
         if sources[name] is None:
             raise IngestError(f"{src_dir / name}.parquet: the {name} registry is required")
     order = sorted(REGISTRIES, key=lambda r: r.name not in REQUIRED)  # population first
+    stamp = _source_stamp(manifest, sources, (regions, districts))
+    last = _last_report(data_dir)
+    if not force and last is not None and last.sources == stamp:
+        last.unchanged = True
+        return last
 
     scratch = Path(tempfile.mkdtemp(prefix=".ingest-work-", dir=data_dir))
     con: duckdb.DuckDBPyConnection | None = None
@@ -190,6 +216,7 @@ def ingest(data_dir: Path, progress: Callable[[str], None] | None = None) -> Ing
                 extract_date=extract_date,
                 registries={r.name: reports[r.name] for r in REGISTRIES if r.name in reports},
                 missing=[r.name for r in REGISTRIES if r.name in missing],
+                sources=stamp,
             )
             (out_dir / "summary.json").write_text(
                 json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n",
@@ -200,6 +227,34 @@ def ingest(data_dir: Path, progress: Callable[[str], None] | None = None) -> Ing
         if con is not None:
             con.close()
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _source_stamp(manifest: Path, sources: dict[str, Path | None], codes: object) -> str:
+    """A hash of what an ingestion reads and how: each source file's name, size and
+    modification time (deliveries replace files whole), the code lists, this package's code
+    and the pseudonym key (never stored itself)."""
+    h = hashlib.sha256()
+    for p in sorted([manifest, *(p for p in sources.values() if p is not None)]):
+        st = p.stat()
+        h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    h.update(repr(codes).encode())
+    for p in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(p.read_bytes())
+    h.update(ids.PSEUDONYM_KEY.encode())
+    return h.hexdigest()
+
+
+def _last_report(data_dir: Path) -> IngestReport | None:
+    """The report of the last ingestion, if its outputs are all there."""
+    summary = data_dir / "ingested" / "summary.json"
+    try:
+        report = IngestReport.from_dict(json.loads(summary.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    outputs = [data_dir / "ingested" / f"{r.name}.parquet" for r in REGISTRIES]
+    if not (data_dir / "quarantine").is_dir() or not all(p.exists() for p in outputs):
+        return None
+    return report
 
 
 # ---------------------------------------------------------------------------------------------

@@ -426,6 +426,25 @@ def test_rerun_gives_identical_outputs(ingested, tmp_path):
     assert sorted(p.name for p in copy.iterdir()) == ["ingested", "quarantine", "registries"]
 
 
+def test_the_extracts_ingested_last_are_not_ingested_again(ingested, tmp_path):
+    """The same extracts again rewrite nothing (the later steps see unchanged files); a new
+    delivery of one extract, or `force`, ingests again."""
+    root, report = ingested
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy)  # times kept: the same extracts
+    out = copy / "ingested" / "population.parquet"
+    stamp = out.stat().st_mtime_ns
+    again = ingest(copy)
+    assert again.unchanged and again.to_dict() == report.to_dict()
+    assert out.stat().st_mtime_ns == stamp
+    forced = ingest(copy, force=True)
+    assert not forced.unchanged and out.stat().st_mtime_ns != stamp
+    stamp = out.stat().st_mtime_ns
+    (copy / "registries" / "payments.csv").touch()  # delivered again
+    assert not ingest(copy).unchanged and out.stat().st_mtime_ns != stamp
+    assert ingest(copy).unchanged
+
+
 def test_csv_input_works_like_parquet(ingested, tmp_path):
     root, _ = ingested
     other = build(tmp_path / "csv", income_csv=True)
