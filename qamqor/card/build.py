@@ -44,6 +44,9 @@ def _age(col: str, d: str) -> str:
 PERSON = "person_id, sex, age, student, disabled, disability_group"
 # kept beside each date's cards: family_id, members, members_hash (`_changes`)
 DIGEST = "membership.parquet"
+# a family's members as one number (XOR of their ids' hashes): the same in `family` and in the
+# kept path's `digest`, whose values are compared with each other from one date to the next
+MEMBERS_HASH = "bit_xor(hash(nullif(person_id, '')))"
 
 
 def formation_sql(d: str) -> list[str]:
@@ -244,7 +247,7 @@ def family_sql(d: str, members: str = "membership") -> str:
     WITH agg AS (
         SELECT fkey, {", ".join(packs)},
                min(age) FILTER (WHERE role IN ('head', 'spouse')) AS youngest_adult_age,
-               bit_xor(hash(nullif(person_id, ''))) AS members_hash,  -- `_changes`
+               {MEMBERS_HASH} AS members_hash,  -- `_changes`
                {money}
         FROM {members}
         LEFT JOIN (SELECT iin, level AS enrolled FROM education WHERE enrolled_from <= {d}) e
@@ -458,9 +461,9 @@ def update_sql(d: str, before: Path) -> list[str]:
         f"""CREATE TEMP TABLE touched AS
         SELECT iin FROM population
         WHERE birth_date <= {d} AND {_age("birth_date", d)} <> {_age("birth_date", b)}{dated}""",
-        """CREATE TEMP TABLE digest AS
+        f"""CREATE TEMP TABLE digest AS
         SELECT fkey, max(person_id) FILTER (WHERE iin = fkey) AS family_id, count(*) AS members,
-               bit_xor(hash(nullif(person_id, ''))) AS members_hash,
+               {MEMBERS_HASH} AS members_hash,
                bool_or(t.iin IS NOT NULL) AS touched
         FROM membership LEFT JOIN touched t USING (iin)
         GROUP BY fkey""",
@@ -589,22 +592,22 @@ def build_cards(data_dir: Path, on: date, reuse: bool = True) -> CardsResult:
                     f"COPY (SELECT family_id, members, members_hash FROM {families}) TO"
                     f" {sql_path(tmp / DIGEST)} (FORMAT parquet)"
                 )
-                if base is not None:  # the families computed, for the steps that follow
+                if base is None:
+                    changed = _changes(con, previous[-1], tmp) if previous else None
+                else:  # the families computed, for the steps that follow; the changes from
+                    # `redo`, which compared the digests already
                     con.execute(
                         f"COPY (SELECT family_id FROM family) TO {sql_path(tmp / COMPUTED)}"
                         " (FORMAT parquet)"
                     )
-                kept = {"kept_from": base.name} if base is not None else {}
-                (tmp / BASIS).write_text(json.dumps({**basis, **kept}, indent=1))
-                if base is not None:  # `redo` compared the digests already
                     changed = _write_changes(
                         con,
                         "SELECT family_id, change, members_before, members_after FROM redo"
                         " WHERE change IS NOT NULL",
                         tmp,
                     )
-                else:
-                    changed = _changes(con, previous[-1], tmp) if previous else None
+                    basis = {**basis, "kept_from": base.name}
+                (tmp / BASIS).write_text(json.dumps(basis, indent=1))
             out = history / on.isoformat()
             for name in ("families.parquet", "members.parquet", "changes.parquet"):
                 if (out / name).exists():
