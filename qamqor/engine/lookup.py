@@ -38,6 +38,7 @@ FILES = (
     "cards/history/*/families.parquet",
     "cards/members.parquet",
     "entitlements/persons.parquet",
+    "entitlements/persons_since.parquet",
     "entitlements/family_facts.parquet",
     "levels/history/*/families.parquet",
 )

@@ -63,6 +63,12 @@ PERSON_FACTS = {
     "person_long_ill": "bool",
     "person_parent_died": "bool",
 }
+# The person facts as `persons.parquet` stores them: the months of age are computed from the
+# birth date on the day the rules run (`qamqor.measures.persons`), so that a person's row stays
+# the same all month.
+STORED_PERSON_FACTS = {k: v for k, v in PERSON_FACTS.items() if k != "person_age_months"} | {
+    "person_birth_date": "date"
+}
 FAMILY_NAMES = (
     tuple(n for n in FAMILY_COLUMNS if n not in ("family_id", "district"))
     + tuple(FAMILY_FACTS)

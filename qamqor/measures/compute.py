@@ -40,6 +40,7 @@ from qamqor.measures.catalogue import (
     Measure,
     load_catalogue,
 )
+from qamqor.measures.persons import PERSONS, with_age_months
 from qamqor.registries.views import registry_view
 
 ANNUAL = {"monthly": 12, "quarterly": 4, "once": 1}
@@ -88,11 +89,6 @@ MEMBER_REGISTER = f"""CREATE TEMP TABLE member_register AS
           FROM population) r ON r.pkey = {pseudonym_number_sql("m.person_id")}"""
 
 
-def months_sql(born: str, d: str) -> str:
-    """SQL of the whole months of age on the SQL date `d` of someone born on `born`."""
-    return f"(date_diff('month', {born}, {d}) - CASE WHEN day({born}) > day({d}) THEN 1 ELSE 0 END)"
-
-
 def facts_sql(
     on: date, pension_age_men: float, pension_age_women: float, part: bool = False
 ) -> tuple[str, str]:
@@ -107,7 +103,6 @@ def facts_sql(
         return f" AND ({tests})" if part else ""
 
     month, m3 = month_sql(d), month_sql(d, 3)  # the 3 whole months before the month of `on`
-    months = months_sql("p.birth_date", d)
     persons = f"""
     WITH p AS (SELECT * FROM member_register),
     -- the deceased only (a few per cent of the register): the parents are looked up in them
@@ -142,7 +137,7 @@ def facts_sql(
             WHERE measure = 'asp' AND period >= {m3} AND period < {month}{among()}
             GROUP BY iin)
     SELECT p.person_id, p.family_id, p.role AS person_role, p.sex AS person_sex,
-           p.age AS person_age, {months} AS person_age_months,
+           p.age AS person_age, p.birth_date AS person_birth_date,
            coalesce(h.disability_group, 0) AS person_disability_group,
            stu.iin IS NOT NULL AS person_student,
            (p.sex = 'M' AND p.age >= {pension_age_men})
@@ -201,8 +196,8 @@ def write_facts(data_dir: Path, on: date, country: Country, out: Path) -> dict[s
         members = card_path(data_dir, on).with_name("members.parquet")
         con.execute(f"CREATE VIEW members AS SELECT * FROM read_parquet({sql_path(members)})")
         con.execute(MEMBER_REGISTER)
-        con.execute(f"COPY ({persons}) TO {sql_path(out / 'persons.parquet')} (FORMAT parquet)")
-        written = sql_path(out / "persons.parquet")
+        written = sql_path(out / PERSONS)
+        con.execute(f"COPY ({persons}) TO {written} (FORMAT parquet)")
         con.execute(f"CREATE VIEW persons AS SELECT * FROM read_parquet({written})")
         con.execute(
             f"COPY ({families}) TO {sql_path(out / 'family_facts.parquet')} (FORMAT parquet)"
@@ -315,9 +310,16 @@ def parameters_sql(country: Country, on: date, line: PovertyLine) -> str:
 PERSON_COLUMNS = tuple(PERSON_FACTS)
 
 
-def base_sql(country: Country, on: date, line: PovertyLine, persons_where: str = "TRUE") -> str:
-    """CTEs `fam` (card + family facts + dated values) and `per` (persons x their family;
-    only the persons that meet `persons_where`, a condition on their own facts)."""
+def base_sql(
+    country: Country,
+    on: date,
+    line: PovertyLine,
+    persons_where: str = "TRUE",
+    ages_on: date | None = None,
+) -> str:
+    """CTEs `fam` (card + family facts + dated values) and `per` (persons x their family, with
+    their months of age on `ages_on`, by default `on`; only the persons that meet
+    `persons_where`, a condition on their own facts)."""
     facts = ", ".join(
         f"coalesce(x.{k}, {_num(0) if v == 'float' else 0}) AS {k}"
         for k, v in FAMILY_FACTS.items()
@@ -332,7 +334,8 @@ WITH fam0 AS (
   SELECT *, income_per_capita_3m - asp_3m / members AS income_for_asp FROM fam0
 ), per AS (
   SELECT p.person_id, {person}, f.*
-  FROM (SELECT * FROM persons WHERE {persons_where}) p JOIN fam f ON f.family_id = p.family_id
+  FROM (SELECT * FROM ({with_age_months(ages_on or on)}) a WHERE {persons_where}) p
+  JOIN fam f ON f.family_id = p.family_id
 )"""
 
 
@@ -404,7 +407,9 @@ def entitlements_sql(
     on: date,
     line: PovertyLine,
     switches: dict[str, bool] | None = None,
+    ages_on: date | None = None,
 ) -> str:
+    """The entitlements of `on` (the months of age on `ages_on`, by default `on`)."""
     measures = cat.in_force(on)
     union = "\n  UNION ALL ".join(measure_sql(m, switches) for m in measures)
     level = {m.id: m.level for m in measures}
@@ -422,7 +427,7 @@ WHERE NOT EXISTS (
     AND (c.person_id IS NULL OR d.person_id IS NULL OR c.person_id = d.person_id)
     AND (d.amount > c.amount OR (d.amount = c.amount AND d.measure < c.measure)))"""
     where = person_prefilter(measures, switches or {}, parameters(country, on, line))
-    return f"""{base_sql(country, on, line, where)}, cand AS (
+    return f"""{base_sql(country, on, line, where, ages_on)}, cand AS (
   SELECT * FROM (
   {union}
   ) u WHERE amount > 0
@@ -470,7 +475,10 @@ def compute_entitlements(
 
     sql = entitlements_sql(cat, c, on, line, switches)
     ages = (c.parameter("pension_age_men").at(on), c.parameter("pension_age_women").at(on))
-    now = update.basis(data_dir, on, sql, ages)
+    # the rules of the day but the months of age of the first of the month, which are the same
+    # for any day of the month: a later day updates the families whose months changed itself
+    first = entitlements_sql(cat, c, on, line, switches, ages_on=on.replace(day=1))
+    now = update.basis(data_dir, on, first, ages)
     keeping = keep and out is None and engine == "duckdb"
     before = update.usable_base(data_dir, on, final, now) if keeping else None
     with atomic_dir(final) as tmp:
@@ -478,7 +486,7 @@ def compute_entitlements(
             paid = write_facts(data_dir, on, c, tmp)
             tables = {
                 "cards": cards,
-                "persons": tmp / "persons.parquet",
+                "persons": tmp / PERSONS,
                 "family_facts": tmp / "family_facts.parquet",
             }
             rows = run_query(sql, tables, tmp / "entitlements.parquet", engine)

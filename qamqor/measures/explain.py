@@ -31,7 +31,7 @@ from qamqor.expressions import check_expression, names_used
 from qamqor.levels.compute import card_path
 from qamqor.measures.catalogue import (
     FAMILY_FACTS,
-    PERSON_FACTS,
+    STORED_PERSON_FACTS,
     Catalogue,
     Measure,
     load_catalogue,
@@ -43,6 +43,7 @@ from qamqor.measures.compute import (
     poverty_line,
     rule_sql,
 )
+from qamqor.measures.persons import PERSONS, family_persons
 
 
 @dataclass
@@ -217,12 +218,12 @@ def explain_measures(
     cat = catalogue or load_catalogue()
     chosen = [cat.measure(x) for x in measures] if measures else cat.measures
     ent = data_dir / "entitlements"
-    if not (ent / "persons.parquet").exists():
-        raise FileNotFoundError(f"{ent}/persons.parquet not found: run `qamqor entitlements`")
+    if not (ent / PERSONS).exists():
+        raise FileNotFoundError(f"{ent}/{PERSONS} not found: run `qamqor entitlements`")
     cards = card_path(data_dir, on).relative_to(data_dir).as_posix()
     tables = {
         "cards": family_rows(data_dir, cards, family_id),
-        "persons": family_rows(data_dir, "entitlements/persons.parquet", family_id),
+        "persons": family_persons(data_dir, family_id),
         "family_facts": family_rows(data_dir, "entitlements/family_facts.parquet", family_id),
     }
     if tables["cards"].num_rows == 0:
@@ -255,7 +256,7 @@ def evaluate_measures(
     )  # fmt: skip
     persons = pa.table(
         {"person_id": pa.array([], pa.string()), "family_id": pa.array([], pa.string())}
-        | {k: pa.array([], _ARROW[v]) for k, v in PERSON_FACTS.items()}
+        | {k: pa.array([], _ARROW[v]) for k, v in STORED_PERSON_FACTS.items()}
     )
     country = load_country()
     line = poverty_line(country, on, median, "given")
@@ -271,7 +272,13 @@ def evaluate_measures(
     ]
 
 
-_ARROW = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "text": pa.string()}
+_ARROW = {
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "bool": pa.bool_(),
+    "text": pa.string(),
+    "date": pa.date32(),
+}
 
 
 def _not_evaluated(m: Measure, fid: str, on: date, lang: str) -> MeasureExplanation:

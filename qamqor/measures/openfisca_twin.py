@@ -49,6 +49,7 @@ from qamqor.engine import connect
 from qamqor.levels.compute import card_path
 from qamqor.measures.catalogue import Catalogue, load_catalogue
 from qamqor.measures.compute import PovertyLine, median_income, poverty_line
+from qamqor.measures.persons import stored_sql, with_age_months
 
 where, select = np.where, np.select
 MONTH = DateUnit.MONTH
@@ -591,8 +592,9 @@ def _codes(values: pa.ChunkedArray, names: tuple[str, ...], what: str) -> pa.Chu
 
 
 def read_facts(data_dir: Path, on: date) -> tuple[pa.Table, pa.Table]:
-    """The families (card + family facts, coalesced to 0 as in the batch) and the persons of a
-    run whose entitlements were computed (`DIR/entitlements/{persons,family_facts}.parquet`)."""
+    """The families (card + family facts, coalesced to 0 as in the batch) and the persons (with
+    their months of age on `on`) of a run whose entitlements were computed (DIR/entitlements:
+    `qamqor.measures.persons`, `family_facts.parquet`)."""
     data_dir = Path(data_dir)
     given = ("breadwinner_dependents", "long_ill_able", "asp_3m", "poverty_line")
     card_columns = ["family_id", "region"] + [
@@ -604,10 +606,13 @@ def read_facts(data_dir: Path, on: date) -> tuple[pa.Table, pa.Table]:
     for c in ("breadwinner_dependents", "long_ill_able", "asp_3m"):
         i = families.schema.get_field_index(c)
         families = families.set_column(i, c, pc.fill_null(families.column(c), 0))
-    persons = pq.read_table(
-        data_dir / "entitlements" / "persons.parquet",
-        columns=["person_id", "family_id", "person_role", *PERSON_INPUTS],
-    )
+    columns = ", ".join(["person_id", "family_id", "person_role", *PERSON_INPUTS])
+    stored = f"({stored_sql(data_dir / 'entitlements')}) p"
+    con = connect()
+    try:
+        persons = con.sql(f"SELECT {columns} FROM ({with_age_months(on, stored)})").to_arrow_table()
+    finally:
+        con.close()
     return families, persons
 
 

@@ -5,10 +5,12 @@ dated values of the day (`compute.entitlements_sql`, whose text holds every valu
 When the card of `on` kept most families' indicators from an earlier date `before`
 (`qamqor.card.build`: same members, no birthday, no dated registry event), the run of `before`
 used the same ingested files, code and rule text (`basis`), and none of a family's members had a
-fact of their own change between the two dates (an award, a parent's death: `_touched`; a month
-of age: `_aged`, whose row is copied with the new months), that family's persons, family facts
-and entitlements of `before` are those of `on`. `update_entitlements` computes the others, as
-`compute_entitlements` computes every family, and copies the rest.
+fact of their own change between the two dates (an award, a parent's death: `_touched`), that
+family's person and family facts of `before` are those of `on`, and so are its entitlements
+unless a member is a month older (the months of age are computed from the stored birth date
+when the rules run: `qamqor.measures.persons`). `update_entitlements` computes the others, as
+`compute_entitlements` computes every family, and keeps the rest: the month's persons file
+is linked, not copied.
 """
 
 from __future__ import annotations
@@ -20,24 +22,31 @@ from datetime import date
 from pathlib import Path
 
 from qamqor.card.build import BASIS, COMPUTED, ingested_stamp
-from qamqor.engine import PARQUET_COMPRESSION, connect, scratch_dir, sql_path
+from qamqor.engine import PARQUET_COMPRESSION, connect, publish_file, scratch_dir, sql_path
 from qamqor.ids import pseudonym_number_sql
 from qamqor.levels.compute import card_path
 from qamqor.measures import compute
+from qamqor.measures.persons import (
+    PERSONS,
+    PERSONS_SINCE,
+    SUPERSEDED,
+    age_months_sql,
+    stored_sql,
+)
 from qamqor.registries.views import registry_view
 
 _HERE = Path(__file__).parent
 # the code whose output a later date may keep (the rules' SQL is compared itself)
 _CODE = (
-    *(_HERE / n for n in ("compute.py", "update.py", "catalogue.py")),
+    *(_HERE / n for n in ("compute.py", "update.py", "catalogue.py", "persons.py")),
     _HERE.parent / "registries" / "views.py",
 )
 # as `run_query` writes the entitlements; no dictionary for the ids (mostly distinct: trying
 # one costs ≈ 0.6 of 8.7 s copying 19 M persons), one for the codes
 _COMPRESSION = f", COMPRESSION {PARQUET_COMPRESSION}, DICTIONARY_SIZE_LIMIT 4096"
-# what a run writes that a later run of the month may copy from
-OUTPUTS = ("persons.parquet", "family_facts.parquet", "entitlements.parquet")
-COPIED = (*OUTPUTS, compute.PAID)
+# what a run writes that a later run of the month copies from (the persons: `persons`)
+OUTPUTS = ("family_facts.parquet", "entitlements.parquet")
+COPIED = (PERSONS, *OUTPUTS, compute.PAID)
 
 
 def basis(data_dir: Path, on: date, sql: str, pension_ages: tuple[float, float]) -> dict:
@@ -77,16 +86,6 @@ REGISTER = """CREATE TEMP TABLE member_register AS
     FROM members m JOIN population r ON r.person_id = m.person_id"""
 
 
-def _aged(d: str, b: str) -> str:
-    """`aged`: the living people a month older on `d` than on `b`, with their months of age on
-    `d` (the one fact of a person that changes by itself, month by month)."""
-    months = compute.months_sql("birth_date", d)
-    return f"""CREATE TEMP TABLE aged AS
-    SELECT person_id, {months} AS person_age_months FROM population
-    WHERE birth_date <= {d} AND (death_date IS NULL OR death_date > {d})
-      AND {months} <> {compute.months_sql("birth_date", b)}"""
-
-
 def _touched(d: str, b: str) -> str:
     """The living people whose own facts, besides their age in months, differ between the
     dates `b` and `d` although their card did not change: an award, a parent's death."""
@@ -101,15 +100,15 @@ def _touched(d: str, b: str) -> str:
 def update_entitlements(
     data_dir: Path, on: date, before: date, country, sql: str, current: Path, out: Path
 ) -> tuple[dict, int, dict[str, int]]:
-    """Write persons, family facts and entitlements of `on` to `out`, copied from `current`
-    (the run of `before`) except for:
+    """Write the person facts, family facts and entitlements of `on` to `out`, kept from
+    `current` (the run of `before`) except for:
 
-    - `redo`, the families the card computed or with a member `_touched`: their persons and
-      facts are computed, as `compute.write_facts` computes them;
-    - a member of another family a month older (`aged`): their row is copied with the new
-      months of age;
-    - `rerun`, the families of either kind: their entitlements are computed (listed in
-      `out/COMPUTED`: only they can have an entitlement the run before did not have).
+    - `redo`, the families the card computed or with a member `_touched`: their person and
+      family facts are computed, as `compute.write_facts` computes them; their persons join
+      those computed since the month's full run (`persons.PERSONS_SINCE`);
+    - `rerun`, those and the families with a member a month older: their entitlements are
+      computed (listed in `out/COMPUTED`: only they can have an entitlement the run before did
+      not have).
 
     Returns what the payments registry paid, the entitlement rows, and how many families had
     their facts and their entitlements computed."""
@@ -133,49 +132,60 @@ def update_entitlements(
                 UNION
                 SELECT family_id FROM members_all WHERE person_id IN ({_touched(d, b)})"""
             )
-            con.execute(_aged(d, b))
-            con.execute(
-                """CREATE TEMP TABLE rerun AS SELECT family_id FROM redo
-                UNION SELECT family_id FROM members_all SEMI JOIN aged USING (person_id)"""
-            )
             # what the previous outputs lose: the families computed now, and the dissolved
             changes = sql_path(cards.with_name("changes.parquet"))
             dissolved = f"SELECT family_id FROM read_parquet({changes}) WHERE change = 'dissolved'"
             con.execute(f"CREATE TEMP TABLE dropped AS SELECT * FROM redo UNION {dissolved}")
+            # the kept families with a member a month older (their rows are the same: the
+            # months of age come from the birth date)
+            older = " <> ".join(age_months_sql("person_birth_date", x) for x in (on, before))
+            con.execute(
+                f"""CREATE TEMP TABLE rerun AS SELECT family_id FROM redo
+                UNION SELECT family_id FROM ({stored_sql(current)}) p
+                      ANTI JOIN dropped USING (family_id) WHERE {older}"""
+            )
             con.execute(f"CREATE TEMP TABLE stale AS SELECT * FROM rerun UNION {dissolved}")
             con.execute(
                 "CREATE VIEW members AS SELECT * FROM members_all SEMI JOIN redo USING (family_id)"
             )
             con.execute(REGISTER)
-            new = {n: out / f".new-{n}" for n in OUTPUTS}
-            fresh = sql_path(new["persons.parquet"])
+            new = {n: out / f".new-{n}" for n in (PERSONS, *OUTPUTS)}
+            fresh = sql_path(new[PERSONS])
             con.execute(f"COPY ({persons}) TO {fresh} (FORMAT parquet)")
             con.execute(f"CREATE VIEW persons AS SELECT * FROM read_parquet({fresh})")
             facts = sql_path(new["family_facts.parquet"])
             con.execute(f"COPY ({families}) TO {facts} (FORMAT parquet)")
-            copies = {
-                "persons.parquet": """SELECT p.* REPLACE (
-                        coalesce(a.person_age_months, p.person_age_months) AS person_age_months)
-                    FROM ({}) p LEFT JOIN aged a USING (person_id)""",
-                "family_facts.parquet": "{}",
-            }
-            for name, kept in copies.items():
-                old = f"SELECT * FROM read_parquet({sql_path(current / name)})"
-                old += " ANTI JOIN dropped USING (family_id)"
-                con.execute(
-                    f"""COPY ({kept.format(old)}
-                              UNION ALL BY NAME
-                              SELECT * FROM read_parquet({sql_path(new[name])}))
-                        TO {sql_path(out / name)} (FORMAT parquet{_COMPRESSION})"""
-                )
-            for name, table in (
-                ("cards", cards),
-                ("persons", out / "persons.parquet"),
-                ("family_facts", out / "family_facts.parquet"),
+            # the month's persons file stays; the families computed since it are replaced
+            publish_file(current / PERSONS, out / PERSONS)
+            since, superseded = f"SELECT * FROM read_parquet({fresh})", "SELECT * FROM dropped"
+            if (current / PERSONS_SINCE).exists():
+                since = f"""SELECT * FROM read_parquet({sql_path(current / PERSONS_SINCE)})
+                    ANTI JOIN dropped USING (family_id)
+                    UNION ALL BY NAME SELECT * FROM read_parquet({fresh})"""
+                superseded = f"""SELECT family_id FROM read_parquet(
+                    {sql_path(current / SUPERSEDED)}) UNION SELECT family_id FROM dropped"""
+            old_facts = sql_path(current / "family_facts.parquet")
+            for name, rows in (
+                (PERSONS_SINCE, since),
+                (SUPERSEDED, superseded),
+                (
+                    "family_facts.parquet",
+                    f"""SELECT * FROM read_parquet({old_facts}) ANTI JOIN dropped USING (family_id)
+                    UNION ALL BY NAME SELECT * FROM read_parquet({facts})""",
+                ),
             ):
                 con.execute(
-                    f"""CREATE OR REPLACE VIEW {name} AS SELECT * FROM
-                    read_parquet({sql_path(table)}) SEMI JOIN rerun USING (family_id)"""
+                    f"COPY ({rows}) TO {sql_path(out / name)} (FORMAT parquet{_COMPRESSION})"
+                )
+            con.execute(f"CREATE VIEW persons_now AS {stored_sql(out)}")
+            for name, table in (
+                ("cards", f"read_parquet({sql_path(cards)})"),
+                ("persons", "persons_now"),
+                ("family_facts", f"read_parquet({sql_path(out / 'family_facts.parquet')})"),
+            ):
+                con.execute(
+                    f"""CREATE OR REPLACE VIEW {name} AS
+                    SELECT * FROM {table} SEMI JOIN rerun USING (family_id)"""
                 )
             ent = new["entitlements.parquet"]
             con.execute(f"COPY ({sql}) TO {sql_path(ent)} (FORMAT parquet)")

@@ -14,6 +14,7 @@ from qamqor.card.build import build_cards
 from qamqor.cli import app
 from qamqor.measures.compute import compute_entitlements
 from qamqor.measures.explain import explain_measures
+from qamqor.measures.persons import PERSONS, PERSONS_SINCE, stored_sql
 from qamqor.registries.ingest import ingest
 from qamqor.synth.generate import generate
 from tests.parquet import same_rows
@@ -124,6 +125,16 @@ def test_person_facts_follow_the_registers(nation: Path) -> None:
     assert both["parent_died"].sum() > 10 and (both["birth_order"] >= 4).sum() > 10
     assert (both["person_parent_died"] == both["parent_died"]).all()
     assert (both["person_birth_order"] == both["birth_order"]).all()
+    assert (both["person_birth_date"] == both["birth_date"]).all()
+
+
+def same_persons(one: Path, other: Path, tmp: Path) -> int:
+    """The current person facts of two folders' entitlements runs are the same; their count."""
+    files = []
+    for i, d in enumerate((one, other)):
+        files.append(tmp / f"persons-{i}.parquet")
+        duckdb.sql(f"COPY ({stored_sql(d / 'entitlements')}) TO '{files[-1]}' (FORMAT parquet)")
+    return same_rows(*files)
 
 
 def test_a_later_day_computes_only_what_changed(nation: Path, tmp_path: Path) -> None:
@@ -145,6 +156,7 @@ def test_a_later_day_computes_only_what_changed(nation: Path, tmp_path: Path) ->
         hist = nation / "entitlements_history" / ON.isoformat()
         shutil.copytree(hist, out / "entitlements_history" / hist.name)
     shutil.copytree(nation / "entitlements", kept / "entitlements")
+    persons_file = (kept / "entitlements" / PERSONS).stat().st_ino
     assert build_cards(kept, later).kept_from == ON.isoformat()
     build_cards(full, later, reuse=False)
     k = compute_entitlements(kept, later)
@@ -154,6 +166,9 @@ def test_a_later_day_computes_only_what_changed(nation: Path, tmp_path: Path) ->
     assert 0 < computed["facts"] < computed["entitlements"] < 0.5 * k.summary["families"]
     for name in OUTPUTS:
         assert same_rows(kept / "entitlements" / name, full / "entitlements" / name) > 1000
+    assert same_persons(kept, full, tmp_path) > 1000
+    # the persons of the month's full run are linked, not written again
+    assert (kept / "entitlements" / PERSONS).stat().st_ino == persons_file
     for m, s in k.summary["measures"].items():
         other = f.summary["measures"][m]
         assert s["annual_cost"] == pytest.approx(other["annual_cost"])
@@ -167,6 +182,29 @@ def test_a_later_day_computes_only_what_changed(nation: Path, tmp_path: Path) ->
     assert offers[0] == offers[1] and offers[0]
     paid = "birth_or_childcare_families"
     assert k.summary[paid] == f.summary[paid] and k.summary[paid]["registry_paid"] > 0
+    # a third day keeps the families computed on the second (persons_since) and adds its own
+    third = date(2025, 10, 20)
+    assert build_cards(kept, third).kept_from == later.isoformat()
+    build_cards(full, third, reuse=False)
+    assert compute_entitlements(kept, third).summary["kept_from"] == later.isoformat()
+    compute_entitlements(full, third, keep=False)
+    for name in OUTPUTS:
+        assert same_rows(kept / "entitlements" / name, full / "entitlements" / name) > 1000
+    assert same_persons(kept, full, tmp_path) > 1000
+    since = kept / "entitlements" / PERSONS_SINCE
+    [(families,)] = duckdb.sql(f"SELECT count(DISTINCT family_id) FROM '{since}'").fetchall()
+    assert families > computed["facts"]
+    # explanations read a family computed since the month's full run from persons_since
+    ent = kept / "entitlements" / "entitlements.parquet"
+    rows = duckdb.sql(
+        f"SELECT family_id, measure, sum(amount) FROM '{ent}' SEMI JOIN '{since}' "
+        "USING (family_id) WHERE measure IN ('birth', 'childcare', 'disability') "
+        "GROUP BY 1, 2 ORDER BY 1, 2 LIMIT 10"
+    ).fetchall()
+    assert rows
+    for fid, measure, amount in rows:
+        [e] = explain_measures(kept, fid, third, [measure])
+        assert e.eligible and e.total == pytest.approx(amount)
     # a run of another day of the month whose card was computed whole computes every family
     build_cards(kept, date(2025, 10, 4), reuse=False)
     assert "kept_from" not in compute_entitlements(kept, date(2025, 10, 4)).summary

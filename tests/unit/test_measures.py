@@ -21,7 +21,7 @@ from qamqor.countries import PACKS_DIR, load_country
 from qamqor.engine import connect
 from qamqor.measures.catalogue import (
     FAMILY_FACTS,
-    PERSON_FACTS,
+    STORED_PERSON_FACTS,
     MeasureError,
     load_catalogue,
     load_measure_file,
@@ -29,7 +29,13 @@ from qamqor.measures.catalogue import (
 from qamqor.measures.compute import entitlements_sql, poverty_line
 
 ON = date(2025, 10, 1)
-ARROW = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "text": pa.string()}
+ARROW = {
+    "int": pa.int64(),
+    "float": pa.float64(),
+    "bool": pa.bool_(),
+    "text": pa.string(),
+    "date": pa.date32(),
+}
 CAT = load_catalogue()
 KZ = load_country()
 
@@ -52,6 +58,13 @@ def person(pid: str, **values) -> dict:
     return base
 
 
+def born(months: int, on: date) -> date:
+    """A birth date `months` whole months before `on` (persons store the birth date; the rules
+    compute the months of age)."""
+    y, m = divmod(on.year * 12 + on.month - 1 - months, 12)
+    return date(y, m + 1, min(on.day, 28))
+
+
 def entitled(
     fam: dict, people: list[dict] | None = None, facts: dict | None = None, on: date = ON,
     median: float = 100_000.0, switches: dict | None = None,
@@ -65,7 +78,8 @@ def entitled(
         {"family_id": ["f1"]}
         | {k: pa.array([ff[k]], ARROW[v]) for k, v in FAMILY_FACTS.items() if k != "income_for_asp"}
     )
-    kinds = {"person_id": "text", "family_id": "text", **PERSON_FACTS, "asp_3m": "float"}
+    kinds = {"person_id": "text", "family_id": "text", **STORED_PERSON_FACTS, "asp_3m": "float"}
+    people = [p | {"person_birth_date": born(p["person_age_months"], on)} for p in people]
     persons = pa.table({k: pa.array([p[k] for p in people], ARROW[v]) for k, v in kinds.items()})
     line = poverty_line(KZ, on, median, "test")
     con = connect(threads=1)
