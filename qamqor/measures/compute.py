@@ -40,7 +40,7 @@ from qamqor.measures.catalogue import (
     Measure,
     load_catalogue,
 )
-from qamqor.measures.persons import PERSONS, with_age_months
+from qamqor.measures.persons import PERSONS, PERSONS_SINCE, SUPERSEDED, with_age_months
 from qamqor.registries.views import registry_view
 
 ANNUAL = {"monthly": 12, "quarterly": 4, "once": 1}
@@ -511,10 +511,18 @@ def compute_entitlements(
             summary.update(computed_families=computed, kept_from=before.isoformat())
         (tmp / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False))
         (tmp / update.BASIS).write_text(json.dumps({**now, "date": on.isoformat()}, indent=1))
-    if out is None:  # keep each date's run for offers (qamqor/measures/offers.py); beside,
-        # not inside, DIR/entitlements, which atomic_dir replaces whole
+    if out is None:  # keep each date's run for offers (qamqor/measures/offers.py: the
+        # entitlements, and the persons for the advance notices); beside, not inside,
+        # DIR/entitlements, which atomic_dir replaces whole
         with atomic_dir(data_dir / "entitlements_history" / on.isoformat()) as tmp:
-            for name in ("entitlements.parquet", "summary.json", update.COMPUTED):
+            for name in (
+                "entitlements.parquet",
+                "summary.json",
+                update.COMPUTED,
+                PERSONS,
+                PERSONS_SINCE,
+                SUPERSEDED,
+            ):
                 if (final / name).exists():  # a hard link: none is written again
                     publish_file(final / name, tmp / name)
     return EntitlementsResult(rows, summary, final)

@@ -4,7 +4,8 @@ the citizen consents by reply and the measure is assigned.
 `create_offers(DIR, on)` compares the entitlements of run `on` with those of the previous run
 (DIR/entitlements_history/DATE/, kept by `compute_entitlements`) and writes one offer per
 family (or member) newly entitled to a proactive measure, plus an advance notice of the age
-pension to everyone who came within 3 months of pension age since the previous run. Offers live
+pension to everyone who came within 3 months of pension age since the previous run (found among
+the person facts kept with run `on`; a history folder without them has no notices). Offers live
 in the operational store (`qamqor.store`), one transaction per call; the UNIQUE `offer_key`
 makes a re-run of the same day insert nothing. Pending/sent offers older than `expire_days`
 become expired. `consent` assigns the measure; `decline` records the refusal.
@@ -39,7 +40,7 @@ from qamqor.countries import NotInForceError, load_country
 from qamqor.engine import connect, sql_path
 from qamqor.levels.compute import card_path
 from qamqor.measures.catalogue import load_catalogue
-from qamqor.registries.views import registry_view
+from qamqor.measures.persons import PERSONS, stored_sql
 from qamqor.store.db import database_url, session_factory
 from qamqor.store.models import OPEN_STATUSES, Assignment, Offer
 
@@ -147,7 +148,6 @@ def find_candidates(data_dir: Path, on: date, previous: date, country: str = "kz
     if kept_from == previous.isoformat() and computed.exists():
         only = f" AND family_id IN (SELECT family_id FROM read_parquet({sql_path(computed)}))"
     families = sql_path(card_path(data_dir, on))
-    members = sql_path(card_path(data_dir, on).with_name("members.parquet"))
     con = connect()
     ids = ", ".join(f"'{m}'" for m in proactive) or "NULL"
     # A hash anti join on (family, measure, person) of the two runs' proactive rows, then the
@@ -164,8 +164,8 @@ def find_candidates(data_dir: Path, on: date, previous: date, country: str = "kz
               ON p.family_id = t.family_id AND p.measure = t.measure
                 AND p.person_key = coalesce(t.person_id, '')"""
     )
-    pop = data_dir / "ingested" / "population.parquet"
-    if "age_pension" in proactive and pop.exists():
+    run = hist / on.isoformat()  # the run's person facts: birth date, sex, family
+    if "age_pension" in proactive and (run / PERSONS).exists():
         horizon = _add_months(on, ADVANCE_MONTHS)
         men = round(_param(c, "pension_age_men", horizon) * 12)
         women = round(_param(c, "pension_age_women", horizon) * 12)
@@ -174,28 +174,22 @@ def find_candidates(data_dir: Path, on: date, previous: date, country: str = "kz
             f"DATE '{x.isoformat()}'" for x in (on, horizon, _add_months(previous, ADVANCE_MONTHS))
         )
         # Came within 3 months of pension age since the previous run, not there yet: the
-        # population's pseudonyms (ingestion's), the people born in the years that can be due
-        # first (a window on the stored column: 19 M due dates cost more than the rest)
-        con.execute(registry_view(con, pop))
-        # due > p3 and due <= h: born after p3 less the longer age, by h less the shorter one
-        # (a month's slack each side: the SQL and Python month arithmetic differ at month ends)
+        # members of the run's families born in the window that can be due (a filter on the
+        # stored birth dates: 19 M due dates cost more than the rest). due > p3 and due <= h:
+        # born after p3 less the longer age, by h less the shorter one (a month's slack each
+        # side: the SQL and Python month arithmetic differ at month ends)
         first = _add_months(_add_months(previous, ADVANCE_MONTHS), -max(men, women) - 1)
         last = _add_months(horizon, -min(men, women) + 1)
         con.execute(
             f"""INSERT INTO found
                 WITH due AS (
-                  SELECT person_id, birth_date + to_months(
-                           CASE WHEN sex = 'M' THEN {men} ELSE {women} END) AS due
-                  FROM population
-                  WHERE (death_date IS NULL OR death_date > {d})
-                    AND birth_date BETWEEN DATE '{first}' AND DATE '{last}'),
-                p AS (
-                  SELECT person_id, due FROM due
-                  WHERE due > {d} AND due <= {h} AND due > {p3})
-                SELECT m.family_id, m.person_id, NULL, 'age_pension', 'advance_notice',
-                       {amount!r}, 'monthly', CAST(p.due AS DATE)
-                FROM (SELECT family_id, person_id FROM read_parquet({members})) m
-                JOIN p USING (person_id)"""
+                  SELECT family_id, person_id, person_birth_date + to_months(
+                           CASE WHEN person_sex = 'M' THEN {men} ELSE {women} END) AS due
+                  FROM ({stored_sql(run)}) p
+                  WHERE person_birth_date BETWEEN DATE '{first}' AND DATE '{last}')
+                SELECT family_id, person_id, NULL, 'age_pension', 'advance_notice',
+                       {amount!r}, 'monthly', CAST(due AS DATE)
+                FROM due WHERE due > {d} AND due <= {h} AND due > {p3}"""
         )
     # the place and language of the few families found (not a join building on every card)
     rows = con.execute(
