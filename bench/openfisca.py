@@ -3,7 +3,8 @@
     .venv/bin/python bench/openfisca.py DATA_DIR [--out bench/openfisca-results.json]
 
 DATA_DIR must hold a run whose entitlements were computed (`DIR/entitlements/`: the facts
-persons.parquet and family_facts.parquet, and summary.json, whose date is the run's). Two steps
+persons.parquet (+ persons_since.parquet on a later day of the month) and family_facts.parquet,
+and summary.json, whose date is the run's). Two steps
 over the same facts, each in its own process so that its peak resident memory is its own
 (os.wait4 → ru_maxrss), as bench/run.py times the batch steps:
 
@@ -44,6 +45,20 @@ def _run_date(data_dir: Path) -> dt.date:
     return dt.date.fromisoformat(summary["date"])
 
 
+def _persons(data_dir: Path, folder: Path) -> None:
+    """A later day's run keeps the month's persons file and the families computed since apart
+    (`qamqor.measures.persons`): the qamqor step reads them as one file, written here, untimed
+    (the twin reads the same rows through `stored_sql`, as its `read_facts` does)."""
+    from qamqor.engine import connect, sql_path
+    from qamqor.measures.persons import PERSONS, PERSONS_SINCE, stored_sql
+
+    ent = data_dir / "entitlements"
+    if (ent / PERSONS_SINCE).exists():
+        con = connect()
+        con.execute(f"COPY ({stored_sql(ent)}) TO {sql_path(folder / PERSONS)} (FORMAT parquet)")
+        con.close()
+
+
 def step_qamqor(data_dir: Path, on: dt.date, out: Path) -> dict:
     """The batch's entitlements SELECT over the written facts, national measures only."""
     from qamqor.countries import load_country
@@ -51,6 +66,7 @@ def step_qamqor(data_dir: Path, on: dt.date, out: Path) -> dict:
     from qamqor.levels.compute import card_path
     from qamqor.measures.catalogue import Catalogue, load_catalogue
     from qamqor.measures.compute import entitlements_sql, median_income, poverty_line
+    from qamqor.measures.persons import PERSONS
 
     t0 = time.perf_counter()
     full = load_catalogue("kz")
@@ -58,11 +74,15 @@ def step_qamqor(data_dir: Path, on: dt.date, out: Path) -> dict:
     cat = Catalogue(measures=national, sources={m.id: full.sources[m.id] for m in national})
     country = load_country("kz")
     line = poverty_line(country, on, *median_income(data_dir, on))
+    # the persons as they stand, in one file (`_persons`) if a later day kept them apart
+    persons = out.with_name(PERSONS)
+    if not persons.exists():
+        persons = data_dir / "entitlements" / PERSONS
     t1 = time.perf_counter()
     sql = entitlements_sql(cat, country, on, line, cat.switches)
     tables = {
         "cards": card_path(data_dir, on),
-        "persons": data_dir / "entitlements" / "persons.parquet",
+        "persons": persons,
         "family_facts": data_dir / "entitlements" / "family_facts.parquet",
     }
     rows = run_query(f"SELECT family_id, person_id, measure, amount FROM ({sql})", tables, out)
@@ -138,6 +158,7 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(dir=data_dir, prefix=".openfisca-bench-") as tmp:
         outs = {s: Path(tmp) / f"{s}.parquet" for s in STEPS}
+        _persons(data_dir, Path(tmp))
         for s in STEPS:
             args = [sys.executable, __file__, str(data_dir), "--step", s, "--to", str(outs[s])]
             result[s] = measure(args)
