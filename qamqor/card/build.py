@@ -13,14 +13,13 @@ DuckDB works under a memory limit, spilling to a scratch folder rather than grow
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from qamqor.engine import atomic_dir, connect, publish_file, scratch_dir, sql_path
+from qamqor.engine import atomic_dir, code_hash, connect, publish_file, scratch_dir, sql_path
 from qamqor.ids import pseudonym_sql
 from qamqor.registries.views import registry_view
 
@@ -505,7 +504,7 @@ def ingested_stamp(src: Path) -> dict[str, list[int]]:
 def _basis(src: Path, on: date) -> dict:
     """What a date's cards are computed from: the month (of the money), this code and the
     ingested files."""
-    code = hashlib.sha256(b"".join(p.read_bytes() for p in _CODE)).hexdigest()
+    code = code_hash(_CODE)
     month = on.replace(day=1).isoformat()
     return {"month": month, "code": code, "inputs": ingested_stamp(src)}
 

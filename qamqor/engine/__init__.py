@@ -9,10 +9,11 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import hashlib
 import os
 import shutil
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -110,6 +111,11 @@ def scratch_dir(parent: Path, name: str = "scratch") -> Iterator[Path]:
 def sql_path(path: Path) -> str:
     """A file path as a SQL string literal."""
     return "'" + str(path).replace("'", "''") + "'"
+
+
+def code_hash(paths: Iterable[Path]) -> str:
+    """A hash of the code files whose output a later run may keep (a basis: docs/card.md)."""
+    return hashlib.sha256(b"".join(Path(p).read_bytes() for p in paths)).hexdigest()
 
 
 def publish_file(src: Path, dest: Path) -> None:

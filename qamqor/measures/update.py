@@ -22,7 +22,14 @@ from datetime import date
 from pathlib import Path
 
 from qamqor.card.build import BASIS, COMPUTED, ingested_stamp
-from qamqor.engine import PARQUET_COMPRESSION, connect, publish_file, scratch_dir, sql_path
+from qamqor.engine import (
+    PARQUET_COMPRESSION,
+    code_hash,
+    connect,
+    publish_file,
+    scratch_dir,
+    sql_path,
+)
 from qamqor.ids import pseudonym_number_sql
 from qamqor.levels.compute import card_path
 from qamqor.measures import compute
@@ -53,7 +60,7 @@ def basis(data_dir: Path, on: date, sql: str, pension_ages: tuple[float, float])
     """What the entitlements of `on` are computed from, besides the card: the month (of the
     money facts), the code, the rules' SQL (every dated value in it), the pension ages the
     facts use and the ingested files (size and modification time)."""
-    code = hashlib.sha256(b"".join(p.read_bytes() for p in _CODE)).hexdigest()
+    code = code_hash(_CODE)
     return {
         "month": on.replace(day=1).isoformat(),
         "code": code,
