@@ -179,3 +179,28 @@ def test_migrations_build_the_schema_from_empty(tmp_path: Path) -> None:
         diff = compare_metadata(MigrationContext.configure(c), Base.metadata)
     assert diff == []
     migrate(url)  # idempotent
+
+
+def test_a_store_at_head_is_not_migrated_again(tmp_path: Path, monkeypatch) -> None:
+    """`HEAD` is Alembic's head revision; a database at it is opened without Alembic, one
+    that is behind (or empty) is migrated."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    from qamqor.store import db
+
+    assert ScriptDirectory.from_config(db.alembic_config("sqlite://")).get_heads() == [db.HEAD]
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    calls: list[str] = []
+    real = db.migrate
+    monkeypatch.setattr(db, "migrate", lambda u, revision="head": calls.append(u) or real(u))
+    db.engine_for(url)  # empty: migrated
+    assert calls == [url] and db.at_head(db.engine_for(url))
+    db.dispose(url)
+    db.engine_for(url)  # at head: not migrated again
+    assert calls == [url]
+    db.dispose(url)
+    command.downgrade(db.alembic_config(url), "0003")  # behind: migrated to head
+    db.engine_for(url)
+    assert calls == [url, url] and db.at_head(db.engine_for(url))
+    db.dispose(url)
