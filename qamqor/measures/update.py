@@ -82,6 +82,8 @@ def usable_base(data_dir: Path, on: date, current: Path, now: dict) -> date | No
         return None
     if not all((current / n).exists() for n in COPIED):
         return None
+    if (current / PERSONS_SINCE).exists() != (current / SUPERSEDED).exists():
+        return None  # the persons computed since the month's run without their list, or so
     return date.fromisoformat(ran["date"])
 
 

@@ -14,7 +14,7 @@ from qamqor.card.build import build_cards
 from qamqor.cli import app
 from qamqor.measures.compute import compute_entitlements
 from qamqor.measures.explain import explain_measures
-from qamqor.measures.persons import PERSONS, PERSONS_SINCE, stored_sql
+from qamqor.measures.persons import PERSONS, PERSONS_SINCE, SUPERSEDED, stored_sql
 from qamqor.registries.ingest import ingest
 from qamqor.synth.generate import generate
 from tests.parquet import same_rows
@@ -205,6 +205,11 @@ def test_a_later_day_computes_only_what_changed(nation: Path, tmp_path: Path) ->
     for fid, measure, amount in rows:
         [e] = explain_measures(kept, fid, third, [measure])
         assert e.eligible and e.total == pytest.approx(amount)
+    # a run folder with persons computed since the month's run but not their list: not kept
+    (kept / "entitlements" / SUPERSEDED).unlink()
+    assert build_cards(kept, date(2025, 10, 21)).kept_from == third.isoformat()
+    assert "kept_from" not in compute_entitlements(kept, date(2025, 10, 21)).summary
+    assert not (kept / "entitlements" / PERSONS_SINCE).exists()
     # a run of another day of the month whose card was computed whole computes every family
     build_cards(kept, date(2025, 10, 4), reuse=False)
     assert "kept_from" not in compute_entitlements(kept, date(2025, 10, 4)).summary
