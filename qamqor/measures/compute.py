@@ -365,16 +365,25 @@ def rule_sql(m: Measure, switches: dict[str, bool] | None = None) -> Rule:
 
 
 def person_prefilter(
-    measures: list[Measure], switches: dict[str, bool], values: dict[str, float | None]
+    measures: list[Measure],
+    switches: dict[str, bool],
+    values: dict[str, float | None],
+    reading: str | None = None,
 ) -> str:
     """A condition on a person's own facts that every recipient of a person-level measure meets:
     for each measure, its active conditions that read only person facts and national dated
     values (as literals), joined by AND; the measures joined by OR. `per` then joins only
-    these persons to their families (at 6.3 M: ≈ 3.8 M of 19 M people) instead of all."""
+    these persons to their families (at 6.3 M: ≈ 3.8 M of 19 M people) instead of all.
+
+    With `reading` (a person fact), only the measures whose conditions or amount read it: a
+    person who fails the condition whatever that fact's value gets the same from every measure
+    (the family-level ones read no person fact)."""
     known = {k for k, v in values.items() if v is not None}
     arms = []
     for m in measures:
         if m.level != "person":
+            continue
+        if reading is not None and not _reads(m, switches, reading):
             continue
         own = []
         for c in active_conditions(m, switches):
@@ -386,6 +395,12 @@ def person_prefilter(
             return "TRUE"
         arms.append("(" + " AND ".join(own) + ")")
     return " OR ".join(arms) or "FALSE"
+
+
+def _reads(m: Measure, switches: dict[str, bool], name: str) -> bool:
+    """Whether the active conditions or the amount of `m` read the fact `name`."""
+    texts = [c.when for c in active_conditions(m, switches)] + [m.amount]
+    return any(name in names_used(check_expression(t, m.names)) for t in texts)
 
 
 def measure_sql(m: Measure, switches: dict[str, bool] | None = None) -> str:
@@ -492,8 +507,13 @@ def compute_entitlements(
             rows = run_query(sql, tables, tmp / "entitlements.parquet", engine)
             computed = None
         else:
+            # the months of age matter to a person only where the rules that read them can
+            # pay them (at 6.3 M: ≈ 20 k of the ≈ 650 k people a month older each day)
+            months = person_prefilter(
+                cat.in_force(on), switches, parameters(c, on, line), "person_age_months"
+            )
             paid, rows, computed = update.update_entitlements(
-                data_dir, on, before, c, sql, final, tmp
+                data_dir, on, before, c, sql, final, tmp, months
             )
         summary = summarise(tmp / "entitlements.parquet", cards, cat, on, paid)
         summary.update(

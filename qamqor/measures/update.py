@@ -107,7 +107,14 @@ def _touched(d: str, b: str) -> str:
 
 
 def update_entitlements(
-    data_dir: Path, on: date, before: date, country, sql: str, current: Path, out: Path
+    data_dir: Path,
+    on: date,
+    before: date,
+    country,
+    sql: str,
+    current: Path,
+    out: Path,
+    months: str = "TRUE",
 ) -> tuple[dict, int, dict[str, int]]:
     """Write the person facts, family facts and entitlements of `on` to `out`, kept from
     `current` (the run of `before`) except for:
@@ -115,9 +122,11 @@ def update_entitlements(
     - `redo`, the families the card computed or with a member `_touched`: their person and
       family facts are computed, as `compute.write_facts` computes them; their persons join
       those computed since the month's full run (`persons.PERSONS_SINCE`);
-    - `rerun`, those and the families with a member a month older: their entitlements are
-      computed (listed in `out/COMPUTED`: only they can have an entitlement the run before did
-      not have).
+    - `rerun`, those and the families with a member a month older who meets `months` (a
+      condition on a person's facts that the recipients of every rule reading the months of
+      age meet: `compute.person_prefilter`) on either date: their entitlements are computed
+      (listed in `out/COMPUTED`: only they can have an entitlement the run before did not
+      have).
 
     Returns what the payments registry paid, the entitlement rows, and how many families had
     their facts and their entitlements computed."""
@@ -145,13 +154,19 @@ def update_entitlements(
             changes = sql_path(cards.with_name("changes.parquet"))
             dissolved = f"SELECT family_id FROM read_parquet({changes}) WHERE change = 'dissolved'"
             con.execute(f"CREATE TEMP TABLE dropped AS SELECT * FROM redo UNION {dissolved}")
-            # the kept families with a member a month older (their rows are the same: the
-            # months of age come from the birth date)
-            older = " <> ".join(age_months_sql("person_birth_date", x) for x in (on, before))
+            # the kept families with a member a month older whom the rules reading the months
+            # can pay on either date (their rows are the same: the months come from the birth
+            # date); `months` is tested on the months of each date, one row per date
+            on_, before_ = (age_months_sql("person_birth_date", x) for x in (on, before))
             con.execute(
                 f"""CREATE TEMP TABLE rerun AS SELECT family_id FROM redo
-                UNION SELECT family_id FROM ({stored_sql(current)}) p
-                      ANTI JOIN dropped USING (family_id) WHERE {older}"""
+                UNION SELECT family_id FROM (
+                    SELECT * EXCLUDE (m_on, m_before),
+                           unnest([m_on, m_before]) AS person_age_months
+                    FROM (SELECT *, {on_} AS m_on, {before_} AS m_before
+                          FROM ({stored_sql(current)}) p ANTI JOIN dropped USING (family_id))
+                    WHERE m_on <> m_before)
+                WHERE ({months})"""
             )
             con.execute(f"CREATE TEMP TABLE stale AS SELECT * FROM rerun UNION {dissolved}")
             con.execute(
