@@ -80,10 +80,7 @@ def ingest_cmd(
         r = ingest(data_dir, progress=lambda name: console.print(f"  ingested {name}"), force=force)
     except IngestError as e:
         _fail(str(e))
-    same = " (the extracts ingested last: nothing rewritten)" if r.unchanged else ""
-    console.print(
-        f"{r.accepted:,} rows accepted, {r.quarantined:,} quarantined{same} → {data_dir}/ingested"
-    )
+    console.print(f"{r.counts()} → {data_dir}/ingested")
 
 
 FULL = typer.Option(

@@ -43,9 +43,7 @@ def run(data_dir: Path, on: date, progress=None, full: bool = False) -> RunResul
         result.stages.append(StageResult(name, time.perf_counter() - t, summary))
 
     def _ingest() -> str:
-        r = ingest(data_dir)
-        same = " (the extracts ingested last: nothing rewritten)" if r.unchanged else ""
-        return f"{r.accepted:,} rows accepted, {r.quarantined:,} quarantined{same}"
+        return ingest(data_dir).counts()
 
     def _cards() -> str:
         r = build_cards(data_dir, on, reuse=not full)

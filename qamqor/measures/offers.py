@@ -138,12 +138,13 @@ def find_candidates(data_dir: Path, on: date, previous: date, country: str = "kz
     c = load_country(country)
     proactive = sorted(m.id for m in cat.measures if m.proactive and m.in_force(on))
     hist = data_dir / "entitlements_history"
-    today = sql_path(hist / on.isoformat() / "entitlements.parquet")
+    run = hist / on.isoformat()  # the run: its entitlements and person facts
+    today = sql_path(run / "entitlements.parquet")
     before = sql_path(hist / previous.isoformat() / "entitlements.parquet")
     # a run that copied the other families' entitlements from `previous` lists the families
     # it computed: only they can be newly entitled
     only = ""
-    summary, computed = (hist / on.isoformat() / n for n in ("summary.json", COMPUTED))
+    summary, computed = run / "summary.json", run / COMPUTED
     kept_from = json.loads(summary.read_text()).get("kept_from") if summary.exists() else None
     if kept_from == previous.isoformat() and computed.exists():
         only = f" AND family_id IN (SELECT family_id FROM read_parquet({sql_path(computed)}))"
@@ -164,7 +165,6 @@ def find_candidates(data_dir: Path, on: date, previous: date, country: str = "kz
               ON p.family_id = t.family_id AND p.measure = t.measure
                 AND p.person_key = coalesce(t.person_id, '')"""
     )
-    run = hist / on.isoformat()  # the run's person facts: birth date, sex, family
     if "age_pension" in proactive and (run / PERSONS).exists():
         horizon = _add_months(on, ADVANCE_MONTHS)
         men = round(_param(c, "pension_age_men", horizon) * 12)

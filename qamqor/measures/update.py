@@ -114,7 +114,7 @@ def update_entitlements(
     sql: str,
     current: Path,
     out: Path,
-    months: str = "TRUE",
+    months: str,
 ) -> tuple[dict, int, dict[str, int]]:
     """Write the person facts, family facts and entitlements of `on` to `out`, kept from
     `current` (the run of `before`) except for:

@@ -124,6 +124,12 @@ class IngestReport:
     def quarantined(self) -> int:
         return sum(r.quarantined for r in self.registries.values())
 
+    def counts(self) -> str:
+        """The rows accepted and quarantined, and whether nothing was rewritten (for the CLI
+        and the daily run)."""
+        same = " (the extracts ingested last: nothing rewritten)" if self.unchanged else ""
+        return f"{self.accepted:,} rows accepted, {self.quarantined:,} quarantined{same}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "country": self.country,
